@@ -1,0 +1,192 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+)
+
+const redacted = "[redacted]"
+
+// The printing methods have value receivers on purpose: fmt then uses them
+// for a Config as well as for a *Config, so that printing either never falls
+// back to the default struct formatting, which would show the secrets.
+
+// String is [Config.Redacted].
+func (c Config) String() string { return c.Redacted() }
+
+// GoString keeps %#v from printing the secrets.
+func (c Config) GoString() string { return c.Redacted() }
+
+// LogValue logs the redacted configuration as a group.
+func (c Config) LogValue() slog.Value {
+	pairs := c.pairs()
+	attrs := make([]slog.Attr, 0, len(pairs))
+	for _, p := range pairs {
+		attrs = append(attrs, slog.String(p[0], p[1]))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Redacted renders the effective configuration one "key: value" per line,
+// secrets replaced by [redacted] (or "" when not set).
+func (c Config) Redacted() string {
+	var b strings.Builder
+	for _, p := range c.pairs() {
+		b.WriteString(p[0])
+		b.WriteString(": ")
+		b.WriteString(p[1])
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func secret(s string) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// redactURL hides the password of a URL's user info; text that does not
+// parse is hidden entirely, since it may be a URL holding one.
+func redactURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return redacted
+	}
+	return u.Redacted()
+}
+
+func redactURLList(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = redactURL(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
+}
+
+func userInfo(user, password string) string {
+	if password == "" {
+		return url.User(user).String()
+	}
+	return url.UserPassword(user, password).String()
+}
+
+func (c Config) pairs() [][2]string {
+	p := [][2]string{
+		{"pod", c.PodURL},
+		{"agent", c.AgentURL},
+		{"keyManager", c.KeyManagerURL},
+		{"sessionAuth", c.SessionAuthURL},
+		{"proxy", redactURL(c.ProxyURL)},
+	}
+	for _, x := range [][2]string{
+		{"pod.proxy", c.PodProxyURL}, {"agent.proxy", c.AgentProxyURL},
+		{"keyManager.proxy", c.KeyManagerProxyURL}, {"sessionAuth.proxy", c.SessionAuthProxyURL},
+	} {
+		if x[1] != c.ProxyURL {
+			p = append(p, [2]string{x[0], redactURL(x[1])})
+		}
+	}
+	key := ""
+	switch {
+	case c.PrivateKeyPath != "":
+		key = c.PrivateKeyPath
+	case len(c.PrivateKeyPEM) > 0:
+		key = "inline " + redacted
+	}
+	cert := ""
+	if c.Certificate != nil {
+		cert = "configured"
+		if c.Certificate.Leaf != nil {
+			cert = fmt.Sprintf("%s (expires %s)", c.Certificate.Leaf.Subject, c.Certificate.Leaf.NotAfter.Format("2006-01-02"))
+		}
+	}
+	trust := "system roots"
+	if c.TrustStore != nil {
+		trust = "system roots + configured trust store"
+	}
+	n := c.NATS
+	p = append(p, [][2]string{
+		{"bot.username", c.Username},
+		{"bot.privateKey", key},
+		{"bot.certificate", cert},
+		{"ssl.trustStore", trust},
+		{"ssl.insecureSkipVerify", fmt.Sprint(c.InsecureSkipVerify)},
+		{"connectionTimeout", c.ConnectTimeout.String()},
+		{"readTimeout", c.ReadTimeout.String()},
+		{"datafeed.version", c.Datafeed.Version},
+		{"datafeed.tag", c.Datafeed.Tag},
+		{"datafeed.includeInvisible", fmt.Sprint(c.Datafeed.IncludeInvisible)},
+		{"datafeed.idFilePath", c.Datafeed.IDFilePath},
+		{"datafeed.retry", retryString(c.Datafeed.Retry.MaxAttempts, c.Datafeed.Retry.Initial.String(), c.Datafeed.Retry.Multiplier, c.Datafeed.Retry.Max.String())},
+		{"datahose.tag", c.Datahose.Tag},
+		{"datahose.eventTypes", strings.Join(c.Datahose.EventTypes, ",")},
+		{"datahose.scopes", strings.Join(c.Datahose.Scopes, ",")},
+		{"datahose.retry", retryString(c.Datahose.Retry.MaxAttempts, c.Datahose.Retry.Initial.String(), c.Datahose.Retry.Multiplier, c.Datahose.Retry.Max.String())},
+		{"bridge.source", c.Bridge.Source},
+		{"bridge.pod", c.Bridge.Pod},
+		{"bridge.subject", c.Bridge.Subject},
+		{"bridge.deadLetter", c.Bridge.DeadLetter},
+		{"bridge.publishTimeout", c.Bridge.PublishTimeout.String()},
+		{"bridge.batchTimeout", c.Bridge.BatchTimeout.String()},
+		{"bridge.maxPending", fmt.Sprint(c.Bridge.MaxPending)},
+		{"bridge.dedupeEntries", fmt.Sprint(c.Bridge.DedupeEntries)},
+		{"bridge.maxBodyBytes", fmt.Sprint(c.Bridge.MaxBodyBytes)},
+	}...)
+	p = append(p, n.pairs()...)
+	p = append(p, [][2]string{
+		{"http.listen", c.HTTP.Listen},
+		{"log.level", c.Log.Level},
+		{"log.format", c.Log.Format},
+	}...)
+	return p
+}
+
+func retryString(attempts int, initial string, mult float64, max string) string {
+	return fmt.Sprintf("maxAttempts=%d initial=%s multiplier=%g max=%s", attempts, initial, mult, max)
+}
+
+// String keeps the NATS token and password out of prints of the section.
+func (n NATSConfig) String() string {
+	var b strings.Builder
+	for i, p := range n.pairs() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%s", p[0], p[1])
+	}
+	return b.String()
+}
+
+// GoString keeps %#v from printing the NATS secrets.
+func (n NATSConfig) GoString() string { return n.String() }
+
+func (n NATSConfig) pairs() [][2]string {
+	return [][2]string{
+		{"nats.url", redactURLList(n.URL)},
+		{"nats.credsFile", n.CredsFile},
+		{"nats.nkeyFile", n.NKeyFile},
+		{"nats.token", secret(n.Token)},
+		{"nats.user", n.User},
+		{"nats.password", secret(n.Password)},
+		{"nats.tls.caFile", n.TLS.CAFile},
+		{"nats.tls.certFile", n.TLS.CertFile},
+		{"nats.tls.keyFile", n.TLS.KeyFile},
+		{"nats.tls.insecureSkipVerify", fmt.Sprint(n.TLS.InsecureSkipVerify)},
+		{"nats.stream.name", n.Stream.Name},
+		{"nats.stream.subjects", strings.Join(n.Stream.Subjects, ",")},
+		{"nats.stream.duplicates", n.Stream.Duplicates.String()},
+		{"nats.stream.maxAge", n.Stream.MaxAge.String()},
+		{"nats.stream.replicas", fmt.Sprint(n.Stream.Replicas)},
+		{"nats.stream.maxMsgSize", fmt.Sprint(n.Stream.MaxMsgSize)},
+		{"nats.embedded.enabled", fmt.Sprint(n.Embedded.Enabled)},
+		{"nats.embedded.dir", n.Embedded.Dir},
+		{"nats.embedded.listen", n.Embedded.Listen},
+	}
+}

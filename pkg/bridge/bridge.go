@@ -1,0 +1,325 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/symbridge/symbridge/internal/dedupe"
+	"github.com/symbridge/symbridge/pkg/subjects"
+	"github.com/symbridge/symbridge/pkg/symphony"
+)
+
+// Source is one reader of a Symphony feed (datafeed v2, datahose, v1).
+type Source interface {
+	// Read performs one long poll. ackID acknowledges the previous batch
+	// ("" on the first read, after a feed recreation, or to re-read without
+	// acknowledging). It blocks until events arrive, the poll times out
+	// (an empty batch) or ctx ends, and returns errors [symphony.Classify]
+	// understands.
+	Read(ctx context.Context, ackID string) (symphony.Batch, error)
+	// Name names the source in logs and errors ("datafeed v2 abc_f").
+	Name() string
+}
+
+// Source kinds, the values of Config.Source (the {source} subject placeholder).
+const (
+	SourceDatafeed = "datafeed"
+	SourceDatahose = "datahose"
+)
+
+// Defaults applied by [Config.Validate].
+const (
+	DefaultPublishTimeout  = 5 * time.Second
+	DefaultMaxPending      = 4096
+	DefaultSlowRetry       = 30 * time.Second
+	DefaultPublishRetryMax = 5 * time.Second
+	DefaultUnhealthyAfter  = 3
+)
+
+// Config of a [Bridge]. The zero value of every optional field means "the
+// default"; [Config.Validate] fills them in.
+type Config struct {
+	// Pod names the pod in headers and subjects ({pod}). Required.
+	Pod string
+	// Source is SourceDatafeed or SourceDatahose ({source}).
+	Source string
+	// Subject maps events to subjects; DeadLetter maps events that cannot be
+	// published (undecodable, too big, refused) to the dead-letter subject.
+	// Both required.
+	Subject, DeadLetter *subjects.Mapper
+
+	// PublishTimeout bounds the wait for one publish-ack (default 5 s). The
+	// JetStream context must use the same value: see [NewJetStream].
+	PublishTimeout time.Duration
+	// MaxPending bounds the async publishes in flight (default 4096); batches
+	// larger than this are published in chunks. See [NewJetStream].
+	MaxPending int
+	// Retry is the read retry policy for transient read errors (BDK
+	// semantics; a finite MaxAttempts that runs out stops Run with an error).
+	// The zero value means [symphony.DefaultRetry] (retry forever).
+	Retry symphony.RetryConfig
+	// SlowRetry is the wait between reads the Agent refuses (403, 404, other
+	// 4xx): those are retried forever, never in a busy loop (default 30 s).
+	SlowRetry time.Duration
+	// PublishRetryMax caps the backoff between re-publishes of events whose
+	// publish failed transiently (default 5 s).
+	PublishRetryMax time.Duration
+	// Dedupe, when set, skips publishing events stored recently. Optional.
+	Dedupe *dedupe.Set
+	// MaxMsgBytes is the size a dead letter (headers + payload) must fit in.
+	// 0 takes the server's max payload, lowered to the dead-letter stream's
+	// MaxMsgSize when it has one.
+	MaxMsgBytes int
+	// UnhealthyAfter is the number of consecutive read failures after which
+	// [Bridge.Ready] reports not ready (default 3).
+	UnhealthyAfter int
+	// Logger receives the bridge's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Validate fills in defaults and checks the configuration. Errors name the
+// field.
+func (c *Config) Validate() error {
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.Retry == (symphony.RetryConfig{}) {
+		c.Retry = symphony.DefaultRetry
+	}
+	if c.SlowRetry == 0 {
+		c.SlowRetry = DefaultSlowRetry
+	}
+	if c.PublishRetryMax == 0 {
+		c.PublishRetryMax = DefaultPublishRetryMax
+	}
+	if c.UnhealthyAfter == 0 {
+		c.UnhealthyAfter = DefaultUnhealthyAfter
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.Pod == "":
+		return errors.New("bridge.pod: required")
+	case c.Source != SourceDatafeed && c.Source != SourceDatahose:
+		return fmt.Errorf("bridge.source: must be %q or %q, got %q", SourceDatafeed, SourceDatahose, c.Source)
+	case c.Subject == nil:
+		return errors.New("bridge.subject: required (a compiled subject template)")
+	case c.DeadLetter == nil:
+		return errors.New("bridge.deadLetter: required (a compiled subject template)")
+	case c.PublishTimeout < 0:
+		return fmt.Errorf("bridge.publishTimeout: must be positive, got %s", c.PublishTimeout)
+	case c.MaxPending < 0:
+		return fmt.Errorf("bridge.maxPending: must be positive, got %d", c.MaxPending)
+	case c.SlowRetry < 0:
+		return fmt.Errorf("bridge.slowRetry: must be positive, got %s", c.SlowRetry)
+	case c.PublishRetryMax < 0:
+		return fmt.Errorf("bridge.publishRetryMax: must be positive, got %s", c.PublishRetryMax)
+	case c.MaxMsgBytes < 0:
+		return fmt.Errorf("bridge.maxMsgBytes: must be 0 (from the server) or positive, got %d", c.MaxMsgBytes)
+	case c.UnhealthyAfter < 0:
+		return fmt.Errorf("bridge.unhealthyAfter: must be positive, got %d", c.UnhealthyAfter)
+	}
+	return c.Retry.Validate("retry")
+}
+
+// JetStreamConfig is what [NewJetStream] needs; use the same values as the
+// bridge's [Config].
+type JetStreamConfig struct {
+	MaxPending     int           // async publishes in flight (default 4096)
+	PublishTimeout time.Duration // wait for one publish-ack (default 5 s)
+}
+
+// NewJetStream creates the JetStream context a [Bridge] needs: async
+// publishes bounded by cfg.MaxPending and failed with
+// jetstream.ErrAsyncPublishTimeout after cfg.PublishTimeout (without that
+// option a lost ack would be awaited forever). A caller building its own
+// context must set both options (jetstream.WithPublishAsyncMaxPending,
+// jetstream.WithPublishAsyncTimeout).
+func NewJetStream(nc *nats.Conn, cfg JetStreamConfig) (jetstream.JetStream, error) {
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: jetstream context: %w", err)
+	}
+	return js, nil
+}
+
+// ErrAlreadyRunning is returned by [Bridge.Run] when called twice.
+var ErrAlreadyRunning = errors.New("bridge: already running")
+
+// Bridge reads one Symphony feed and stores every event in JetStream. Create
+// it with [New]; Run it once. Ready, Stats and OnStored are safe to call from
+// other goroutines at any time.
+type Bridge struct {
+	cfg Config
+	src Source
+	js  jetstream.JetStream
+	nc  *nats.Conn // js.Conn(); nil only for a JetStream implementation without one
+	log *slog.Logger
+
+	started atomic.Bool
+	stats   counters
+	hook    atomic.Pointer[func(*nats.Msg, *jetstream.PubAck)]
+	notes   chan storedNote // to the OnStored goroutine; nil when not running
+
+	// dlLimit caches the dead-letter size limit found on the server (0 =
+	// not looked up yet).
+	dlLimit atomic.Int64
+
+	mu         sync.Mutex
+	running    bool
+	stopped    error // why Run returned, once it did
+	readers    []*reader
+	publishErr error // set while a publish is failing, cleared once stored
+}
+
+// New checks cfg (see [Config.Validate]) and returns a Bridge reading src and
+// publishing through js, which should come from [NewJetStream].
+func New(cfg Config, src Source, js jetstream.JetStream) (*Bridge, error) {
+	if src == nil {
+		return nil, errors.New("bridge: nil Source")
+	}
+	if js == nil {
+		return nil, errors.New("bridge: nil JetStream")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Bridge{cfg: cfg, src: src, js: js, nc: js.Conn(), log: cfg.Logger.With("source", src.Name())}
+	return b, nil
+}
+
+// OnStored sets a hook called once for every message JetStream acknowledged
+// (fresh or duplicate ack, dead letters included), after the ack. It runs on
+// a goroutine of its own, in order; when it falls more than 1024 messages
+// behind, notifications are dropped (counted in Stats.HookDropped) rather
+// than slowing the bridge. nil removes the hook.
+func (b *Bridge) OnStored(fn func(msg *nats.Msg, ack *jetstream.PubAck)) {
+	if fn == nil {
+		b.hook.Store(nil)
+		return
+	}
+	b.hook.Store(&fn)
+}
+
+// Ready reports whether the bridge is doing its job: nil when it is, else
+// why not (not running, NATS not connected, publishes failing, the Agent
+// refusing reads, UnhealthyAfter consecutive read failures). It becomes ready
+// again after a read whose batch was fully stored.
+func (b *Bridge) Ready() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.stopped != nil:
+		return fmt.Errorf("bridge stopped: %w", b.stopped)
+	case !b.running:
+		return errors.New("bridge not running")
+	}
+	if b.nc != nil {
+		if st := b.nc.Status(); st != nats.CONNECTED {
+			return fmt.Errorf("NATS connection is %s", st)
+		}
+	}
+	if b.publishErr != nil {
+		return fmt.Errorf("publishing to JetStream fails: %w", b.publishErr)
+	}
+	for _, r := range b.readers {
+		if r.refused != nil {
+			return fmt.Errorf("reader %d: the Agent refuses reads: %w", r.id, r.refused)
+		}
+		if r.failures >= b.cfg.UnhealthyAfter {
+			return fmt.Errorf("reader %d: %d consecutive read failures, last: %w", r.id, r.failures, r.lastErr)
+		}
+	}
+	return nil
+}
+
+// Stats is a snapshot of the bridge's counters since New.
+type Stats struct {
+	Batches         int64 // reads that returned a batch (empty ones included)
+	EventsRead      int64 // events in those batches
+	Published       int64 // events JetStream stored as new messages
+	Duplicates      int64 // events JetStream already had (duplicate ack)
+	DedupeSkipped   int64 // events not published because the dedupe set had them
+	DeadLettered    int64 // events stored on the dead-letter subject instead
+	ReadErrors      int64 // failed reads
+	PublishRetries  int64 // re-publishes after a transient failure
+	FeedRecreations int64 // batches reporting a recreated feed (events lost upstream)
+	HookDropped     int64 // OnStored notifications dropped because the hook lagged
+}
+
+// Stored is the number of events whose storage is confirmed: new, duplicate
+// or skipped by the dedupe set (dead letters not included).
+func (s Stats) Stored() int64 { return s.Published + s.Duplicates + s.DedupeSkipped }
+
+type counters struct {
+	batches, eventsRead, published, duplicates, dedupeSkipped, deadLettered,
+	readErrors, publishRetries, feedRecreations, hookDropped atomic.Int64
+}
+
+// Stats returns the counters.
+func (b *Bridge) Stats() Stats {
+	c := &b.stats
+	return Stats{
+		Batches: c.batches.Load(), EventsRead: c.eventsRead.Load(), Published: c.published.Load(),
+		Duplicates: c.duplicates.Load(), DedupeSkipped: c.dedupeSkipped.Load(),
+		DeadLettered: c.deadLettered.Load(), ReadErrors: c.readErrors.Load(),
+		PublishRetries: c.publishRetries.Load(), FeedRecreations: c.feedRecreations.Load(),
+		HookDropped: c.hookDropped.Load(),
+	}
+}
+
+type storedNote struct {
+	msg *nats.Msg
+	ack *jetstream.PubAck
+}
+
+const hookQueue = 1024
+
+// notifyStored hands a stored message to the OnStored goroutine without ever
+// blocking the loop.
+func (b *Bridge) notifyStored(msg *nats.Msg, ack *jetstream.PubAck) {
+	if b.hook.Load() == nil || b.notes == nil {
+		return
+	}
+	select {
+	case b.notes <- storedNote{msg, ack}:
+	default:
+		b.stats.hookDropped.Add(1)
+	}
+}
+
+// runHook delivers notifications until notes is closed and drained.
+func (b *Bridge) runHook(notes <-chan storedNote) {
+	for n := range notes {
+		if fn := b.hook.Load(); fn != nil {
+			(*fn)(n.msg, n.ack)
+		}
+	}
+}
+
+func (b *Bridge) setPublishErr(err error) {
+	b.mu.Lock()
+	b.publishErr = err
+	b.mu.Unlock()
+}

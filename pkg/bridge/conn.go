@@ -1,0 +1,148 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// NATSConfig says how to connect to NATS.
+type NATSConfig struct {
+	// URL is the server URL, or several separated by commas. Credentials in
+	// it are never logged.
+	URL string
+	// Name is the client name shown by the server (default "symbridge").
+	Name string
+	// PingInterval is how often the client pings the server (default 10 s;
+	// the client's 2-minute default hides a dead server for minutes).
+	PingInterval time.Duration
+	// MaxPingsOut is how many pings may go unanswered before the connection
+	// is considered dead (default 2).
+	MaxPingsOut int
+	// ConnectTimeout bounds one connection attempt (default 5 s).
+	ConnectTimeout time.Duration
+	// Options are applied after the bridge's own (credentials, TLS, ...);
+	// they may override them.
+	Options []nats.Option
+}
+
+// Connection defaults.
+const (
+	DefaultClientName     = "symbridge"
+	DefaultPingInterval   = 10 * time.Second
+	DefaultMaxPingsOut    = 2
+	DefaultConnectTimeout = 5 * time.Second
+)
+
+// Connect connects to NATS and blocks until the connection is up, retrying
+// until ctx ends (a server that is down at start-up is waited for, not an
+// error). The connection then reconnects forever and buffers nothing while
+// disconnected (ReconnectBufSize -1): a publish made during an outage fails
+// at once, visibly, instead of leaving late in the background; the bridge's
+// retry with the same Msg-Id is what makes it safe. Disconnections and
+// reconnections are logged; [Bridge.Ready] reports the connection state.
+func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Conn, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("nats.url: required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultClientName
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.MaxPingsOut <= 0 {
+		cfg.MaxPingsOut = DefaultMaxPingsOut
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	log := logger.With("nats", RedactURL(cfg.URL))
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectBufSize(-1),
+		nats.PingInterval(cfg.PingInterval),
+		nats.MaxPingsOutstanding(cfg.MaxPingsOut),
+		nats.Timeout(cfg.ConnectTimeout),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from NATS; reconnecting", "err", err)
+			} else {
+				log.Info("disconnected from NATS")
+			}
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Debug("NATS connection attempt failed", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			log.Info("NATS connection closed")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Error("NATS error", "err", err, "subject", sub.Subject)
+				return
+			}
+			log.Error("NATS error", "err", err)
+		}),
+	}
+	nc, err := nats.Connect(cfg.URL, append(opts, cfg.Options...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(cfg.URL), err)
+	}
+
+	status := nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
+	defer nc.RemoveStatusListener(status)
+	if nc.Status() != nats.CONNECTED {
+		log.Warn("NATS not reachable yet; waiting for it")
+	}
+	for nc.Status() != nats.CONNECTED {
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(cfg.URL), ctx.Err())
+		case st, ok := <-status:
+			if !ok || st == nats.CLOSED {
+				return nil, fmt.Errorf("connect to NATS %s: connection closed", RedactURL(cfg.URL))
+			}
+		}
+	}
+	return nc, nil
+}
+
+// RedactURL hides user information (user, password, token) in a NATS URL
+// list, for logs and errors.
+func RedactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		u, err := url.Parse(p)
+		if err != nil {
+			if strings.Contains(p, "@") {
+				parts[i] = "[unparsable URL redacted]"
+			}
+			continue
+		}
+		if u.User != nil {
+			u.User = url.User("redacted")
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,187 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/symbridge/symbridge/pkg/symphony"
+)
+
+// reader is the state of one reader of the feed: its own ackId chain, its own
+// read backoff and its own health. Several readers of one feed (each with its
+// own chain) can run side by side, one goroutine each; everything they share
+// lives on the Bridge.
+type reader struct {
+	b       *Bridge
+	id      int
+	ackID   string            // acknowledges the last batch fully stored
+	backoff *symphony.Backoff // transient read failures
+
+	// Health, guarded by b.mu.
+	failures int   // consecutive read failures
+	lastErr  error // the last read error
+	refused  error // set while the Agent refuses reads (slow retry)
+}
+
+// Run reads the feed and stores its events until ctx ends (it then returns
+// nil, leaving the batch in hand un-acknowledged: the Agent redelivers it) or
+// until it cannot go on: a fatal read error ([symphony.ClassFatal]) or read
+// retries exhausted (Config.Retry.MaxAttempts). Publish failures never stop
+// it: they are retried or dead-lettered. Run may be called once.
+func (b *Bridge) Run(ctx context.Context) error {
+	if !b.started.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	r := &reader{b: b, id: 0, backoff: symphony.NewBackoff(b.cfg.Retry)}
+	notes := make(chan storedNote, hookQueue)
+	b.notes = notes
+	hookDone := make(chan struct{})
+	go func() {
+		defer close(hookDone)
+		b.runHook(notes)
+	}()
+
+	b.mu.Lock()
+	b.running = true
+	b.readers = append(b.readers, r)
+	b.mu.Unlock()
+
+	err := r.run(ctx)
+
+	close(notes) // the reader is gone: nothing sends any more
+	<-hookDone
+	b.mu.Lock()
+	b.running = false
+	if err != nil {
+		b.stopped = err
+	} else {
+		b.stopped = errors.New("context ended")
+	}
+	b.mu.Unlock()
+	return err
+}
+
+// run is the loop of one reader. Each turn:
+//
+//  1. read: one long poll carrying the ackId of the last stored batch;
+//  2. on a read error: back off, retry slowly, or stop (see readFailed); the
+//     next read re-sends the same ackId;
+//  3. store: publish every event and wait for every publish-ack, retrying
+//     transient failures for as long as it takes;
+//  4. advance: only now adopt the batch's ackId, so the next read
+//     acknowledges it.
+//
+// A ctx ending at any point returns nil without advancing.
+func (r *reader) run(ctx context.Context) error {
+	log := r.b.log.With("reader", r.id)
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+
+		// 1. Read.
+		batch, err := r.b.src.Read(ctx, r.ackID)
+
+		// 2. Read failed.
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err := r.readFailed(ctx, log, err); err != nil {
+				if errors.Is(err, errStop) {
+					return nil
+				}
+				return err
+			}
+			continue
+		}
+		r.b.stats.batches.Add(1)
+		r.b.stats.eventsRead.Add(int64(len(batch.Events)))
+		if batch.FeedRecreated {
+			r.b.stats.feedRecreations.Add(1)
+			log.Error("feed was recreated: Symphony dropped the events the old feed still held",
+				"feed", batch.FeedID)
+		}
+
+		// 3. Store.
+		if err := r.b.storeBatch(ctx, log, batch.Events); err != nil {
+			log.Info("stopping in the middle of a batch; it stays un-acknowledged and will be redelivered",
+				"events", len(batch.Events))
+			return nil
+		}
+
+		// 4. Advance.
+		r.ackID = batch.AckID
+		r.backoff.Reset()
+		r.setHealthy()
+		if len(batch.Events) > 0 {
+			log.Debug("batch stored", "events", len(batch.Events), "feed", batch.FeedID)
+		}
+	}
+}
+
+// errStop tells run that ctx ended while handling a read error.
+var errStop = errors.New("stop")
+
+// readFailed handles one read error: it returns nil to read again, errStop
+// when ctx ended, or the error that stops Run.
+func (r *reader) readFailed(ctx context.Context, log *slog.Logger, err error) error {
+	r.b.stats.readErrors.Add(1)
+	class := symphony.Classify(err)
+	r.recordFailure(err, class == symphony.ClassSlowRetry)
+
+	switch class {
+	case symphony.ClassCanceled:
+		return errStop
+	case symphony.ClassFatal:
+		log.Error("read failed for good", "err", err)
+		return fmt.Errorf("bridge: read %s: %w", r.b.src.Name(), err)
+	case symphony.ClassSlowRetry:
+		// Retrying fast cannot help; retrying never would be a silent death.
+		log.Error("the Agent refuses reads; retrying slowly", "err", err, "backoff", r.b.cfg.SlowRetry)
+		if symphony.Sleep(ctx, r.b.cfg.SlowRetry) != nil {
+			return errStop
+		}
+		return nil
+	default: // symphony.ClassRetry
+		var min time.Duration
+		var apiErr *symphony.APIError
+		if errors.As(err, &apiErr) {
+			min = apiErr.RetryAfter
+		}
+		attempt := r.backoff.Attempts() + 1
+		log.Warn("read failed; backing off", "err", err, "attempt", attempt)
+		werr := r.backoff.Wait(ctx, min)
+		switch {
+		case werr == nil:
+			return nil
+		case errors.Is(werr, symphony.ErrRetriesExhausted):
+			log.Error("read retries exhausted", "err", err, "attempt", attempt)
+			return fmt.Errorf("bridge: read %s: %w: last error: %w", r.b.src.Name(), werr, err)
+		default:
+			return errStop
+		}
+	}
+}
+
+func (r *reader) recordFailure(err error, refused bool) {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	r.failures++
+	r.lastErr = err
+	if refused {
+		r.refused = err
+	}
+}
+
+func (r *reader) setHealthy() {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	r.failures, r.lastErr, r.refused = 0, nil, nil
+}

@@ -1,0 +1,218 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfig is the stream the bridge stores events in. The zero value of
+// an optional field means "the default".
+type StreamConfig struct {
+	Name     string   // required, e.g. SYMPHONY
+	Subjects []string // default ["symphony.>"]
+	// Duplicates is JetStream's deduplication window (default 35 min: it
+	// covers the feed's 30-minute life, so any redelivery lands once).
+	Duplicates time.Duration
+	MaxAge     time.Duration // 0 = keep forever
+	Replicas   int           // default 1
+	MaxMsgSize int32         // 0 = the server's max payload
+	// Storage defaults to file storage (the zero value).
+	Storage jetstream.StorageType
+}
+
+// Stream defaults.
+const (
+	DefaultStreamSubject = "symphony.>"
+	DefaultDuplicates    = 35 * time.Minute
+	// MinDuplicates is the shortest duplicate window that still covers a
+	// feed's life; a shorter one is warned about.
+	MinDuplicates = 30 * time.Minute
+)
+
+// ErrStreamCoverage is wrapped when a stream does not capture every subject
+// the bridge publishes to.
+var ErrStreamCoverage = errors.New("stream does not cover the bridge's subjects")
+
+func (c *StreamConfig) setDefaults() {
+	if len(c.Subjects) == 0 {
+		c.Subjects = []string{DefaultStreamSubject}
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = DefaultDuplicates
+		if c.MaxAge > 0 && c.MaxAge < c.Duplicates {
+			c.Duplicates = c.MaxAge
+		}
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+}
+
+// Validate fills in defaults and checks the configuration; errors name the
+// field.
+func (c *StreamConfig) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.Name == "":
+		return errors.New("nats.stream.name: required")
+	case strings.ContainsAny(c.Name, " \t\r\n.*>/\\"):
+		return fmt.Errorf("nats.stream.name: %q may not contain whitespace, '.', '*', '>', '/' or '\\'", c.Name)
+	case c.Duplicates < 100*time.Millisecond:
+		return fmt.Errorf("nats.stream.duplicates: must be at least 100ms, got %s", c.Duplicates)
+	case c.MaxAge < 0:
+		return fmt.Errorf("nats.stream.maxAge: must be 0 (forever) or positive, got %s", c.MaxAge)
+	case c.MaxAge > 0 && c.Duplicates > c.MaxAge:
+		return fmt.Errorf("nats.stream.duplicates: %s is longer than nats.stream.maxAge %s", c.Duplicates, c.MaxAge)
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("nats.stream.replicas: must be 1 to 5, got %d", c.Replicas)
+	case c.MaxMsgSize < 0:
+		return fmt.Errorf("nats.stream.maxMsgSize: must be 0 or positive, got %d", c.MaxMsgSize)
+	}
+	for _, s := range c.Subjects {
+		if err := validFilter(s); err != nil {
+			return fmt.Errorf("nats.stream.subjects: %w", err)
+		}
+	}
+	return nil
+}
+
+// EnsureStream makes sure the stream exists and captures every subject filter
+// in must (for example the Filter of the subject and dead-letter mappers).
+// A missing stream is created from cfg. An existing one is verified, never
+// updated: an operator may have tuned it, and an update sends a whole
+// configuration. It is an error (wrapping [ErrStreamCoverage]) when the
+// stream does not cover must; a duplicate window shorter than
+// [MinDuplicates] is logged as a warning (redeliveries after it would be
+// stored twice), other differences from cfg at info level.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, must []string, logger *slog.Logger) (jetstream.Stream, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	for _, f := range must {
+		if err := validFilter(f); err != nil {
+			return nil, fmt.Errorf("bridge subject filter: %w", err)
+		}
+	}
+	log := logger.With("stream", cfg.Name)
+
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if missing := uncovered(cfg.Subjects, must); len(missing) > 0 {
+			return nil, fmt.Errorf("%w: nats.stream.subjects %v do not capture %v", ErrStreamCoverage, cfg.Subjects, missing)
+		}
+		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:       cfg.Name,
+			Subjects:   cfg.Subjects,
+			Storage:    cfg.Storage,
+			Replicas:   cfg.Replicas,
+			Duplicates: cfg.Duplicates,
+			MaxAge:     cfg.MaxAge,
+			MaxMsgSize: cfg.MaxMsgSize,
+			Retention:  jetstream.LimitsPolicy,
+			Discard:    jetstream.DiscardOld,
+		})
+		if err == nil {
+			log.Info("stream created", "subjects", cfg.Subjects, "duplicates", cfg.Duplicates,
+				"max_age", cfg.MaxAge, "replicas", cfg.Replicas, "storage", cfg.Storage.String())
+			return s, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+		// Someone created it meanwhile: verify theirs.
+		s, err = js.Stream(ctx, cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
+	}
+
+	got := s.CachedInfo().Config
+	if missing := uncovered(got.Subjects, must); len(missing) > 0 {
+		return nil, fmt.Errorf("%w: stream %s captures %v, not %v; add them to the stream or change bridge.subject/bridge.deadLetter",
+			ErrStreamCoverage, cfg.Name, got.Subjects, missing)
+	}
+	if got.Duplicates < MinDuplicates {
+		log.Warn("the stream's duplicate window is shorter than a feed's life: a redelivery after it is stored twice",
+			"duplicates", got.Duplicates, "recommended", DefaultDuplicates)
+	}
+	if got.Replicas != cfg.Replicas || got.Storage != cfg.Storage || got.MaxAge != cfg.MaxAge ||
+		got.Duplicates != cfg.Duplicates || got.MaxMsgSize != cfg.MaxMsgSize {
+		log.Info("using the existing stream; its settings differ from the configuration and are left unchanged",
+			"replicas", got.Replicas, "storage", got.Storage.String(), "max_age", got.MaxAge,
+			"duplicates", got.Duplicates, "max_msg_size", got.MaxMsgSize)
+	}
+	return s, nil
+}
+
+// uncovered returns the filters in must that no subject of the stream covers.
+func uncovered(streamSubjects, must []string) []string {
+	var missing []string
+	for _, f := range must {
+		covered := false
+		for _, s := range streamSubjects {
+			if SubjectCovers(s, f) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			missing = append(missing, f)
+		}
+	}
+	return missing
+}
+
+// SubjectCovers reports whether every subject matched by filter is also
+// matched by pattern ("symphony.>" covers "symphony.acme.*.room";
+// "symphony.*.x" does not cover "symphony.>"). Both may hold wildcards.
+func SubjectCovers(pattern, filter string) bool {
+	p, f := strings.Split(pattern, "."), strings.Split(filter, ".")
+	for i, pt := range p {
+		if pt == ">" {
+			return i < len(f) // '>' needs at least one more token, f has one
+		}
+		if i >= len(f) {
+			return false
+		}
+		switch ft := f[i]; {
+		case ft == ">":
+			return false // matches several tokens; pt covers one at most
+		case pt == "*":
+			continue // covers a literal token or '*'
+		case ft == "*" || ft != pt:
+			return false
+		}
+	}
+	return len(p) == len(f)
+}
+
+// validFilter checks a subject filter: non-empty tokens without whitespace,
+// wildcards only as whole tokens, '>' only last.
+func validFilter(s string) error {
+	if s == "" {
+		return errors.New("empty subject")
+	}
+	toks := strings.Split(s, ".")
+	for i, t := range toks {
+		switch {
+		case t == "":
+			return fmt.Errorf("subject %q has an empty token", s)
+		case strings.ContainsAny(t, " \t\r\n"):
+			return fmt.Errorf("subject %q contains whitespace", s)
+		case t == ">" && i != len(toks)-1:
+			return fmt.Errorf("subject %q: '>' must be the last token", s)
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			return fmt.Errorf("subject %q: wildcards must be whole tokens", s)
+		}
+	}
+	return nil
+}
