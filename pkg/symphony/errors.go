@@ -76,6 +76,10 @@ func Classify(err error) Class {
 		return ClassCanceled
 	case errors.Is(err, ErrAuthRejected):
 		return ClassFatal
+	case errors.Is(err, ErrAuthUnavailable):
+		// Checked before the status: a 403 or 400 from an authentication
+		// endpoint (a key manager not ready) must not look permanent.
+		return ClassRetry
 	}
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {

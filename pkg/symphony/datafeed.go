@@ -1,0 +1,314 @@
+package symphony
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sync"
+	"unicode/utf8"
+)
+
+// DefaultDatafeedTag is the tag of symbridge's own datafeed.
+const DefaultDatafeedTag = "symbridge"
+
+// maxDatafeedTag is V5DatafeedCreateBody.tag's maxLength.
+const maxDatafeedTag = 100
+
+// fanoutFeedRE is the BDK's pattern of a datafeed v2 ("fanout") id:
+// "<id>_f" optionally followed by "_<suffix>". Datahose feeds ("_p_") show up
+// in the same list and must never be read as a datafeed.
+var fanoutFeedRE = regexp.MustCompile(`^[^\s_]+_f(_[^\s_]+)?$`)
+
+// IsDatafeedV2ID reports whether id looks like a datafeed v2 feed id.
+func IsDatafeedV2ID(id string) bool { return fanoutFeedRE.MatchString(id) }
+
+// DatafeedOptions configures a [DatafeedV2].
+type DatafeedOptions struct {
+	// Tag names the feed (datafeed.tag). Empty means [DefaultDatafeedTag].
+	// A feed of its own matters: two programs reading one feed split its
+	// events between them.
+	Tag string
+	// IncludeInvisible asks for events of "invisible" rooms too
+	// (datafeed.includeInvisible; Agent 26.2.1+). It is fixed when the feed
+	// is created: a reused feed keeps the value it was created with.
+	IncludeInvisible bool
+}
+
+// Validate names the offending field.
+func (o DatafeedOptions) Validate() error {
+	if n := utf8.RuneCountInString(o.Tag); n > maxDatafeedTag {
+		return fmt.Errorf("datafeed.tag: at most %d characters, got %d", maxDatafeedTag, n)
+	}
+	return nil
+}
+
+func (o DatafeedOptions) tag() string {
+	if o.Tag == "" {
+		return DefaultDatafeedTag
+	}
+	return o.Tag
+}
+
+// DatafeedV2 reads a datafeed v2 (/agent/v5/datafeeds) of its own, found by
+// its tag or created. Read must not be called concurrently (the protocol is
+// strictly read, process, read with the ackId); Name may be called anytime.
+type DatafeedV2 struct {
+	c    *Client
+	opts DatafeedOptions
+
+	mu sync.Mutex
+	id string
+	// recreated: the feed was recreated and no batch has said so yet. The
+	// caller's ackId then belongs to the old feed and is not sent.
+	recreated bool
+}
+
+// NewDatafeedV2 prepares a datafeed v2 reader; nothing is contacted until
+// [DatafeedV2.Open] or the first [DatafeedV2.Read].
+func NewDatafeedV2(c *Client, opts DatafeedOptions) *DatafeedV2 {
+	return &DatafeedV2{c: c, opts: opts}
+}
+
+// OpenResult says which feed [DatafeedV2.Open] settled on.
+type OpenResult struct {
+	FeedID  string
+	Created bool // false: an existing feed with the tag was reused
+	// OtherFeeds are the account's other datafeed v2 feeds, whatever their
+	// tag. Every feed gets its own copy of each event, so they take nothing
+	// from this one; but they mean another reader (the team's bot, a second
+	// bridge with another tag) or leaked feeds: worth a warning at start-up.
+	OtherFeeds []string
+}
+
+// Name identifies the feed in logs, e.g. "datafeed v2 abc_f".
+func (f *DatafeedV2) Name() string {
+	id := f.feedID()
+	if id == "" {
+		return "datafeed v2 (tag " + f.opts.tag() + ", not open)"
+	}
+	return "datafeed v2 " + id
+}
+
+func (f *DatafeedV2) feedID() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.id
+}
+
+type v5Datafeed struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+}
+
+// Open finds the feed with the configured tag (GET /agent/v5/datafeeds?tag=)
+// and reuses the first listed id that is a datafeed v2 id, or creates one
+// (POST /agent/v5/datafeeds with the tag and includeInvisible). It also lists
+// the account's feeds without the tag filter, for [OpenResult.OtherFeeds].
+func (f *DatafeedV2) Open(ctx context.Context) (OpenResult, error) {
+	if err := f.opts.Validate(); err != nil {
+		return OpenResult{}, err
+	}
+	all, err := f.list(ctx, false)
+	if err != nil {
+		return OpenResult{}, err
+	}
+	mine, err := f.list(ctx, true)
+	if err != nil {
+		return OpenResult{}, err
+	}
+	res := OpenResult{}
+	for _, feed := range mine {
+		if IsDatafeedV2ID(feed.ID) {
+			res.FeedID = feed.ID
+			break
+		}
+	}
+	if res.FeedID == "" {
+		if res.FeedID, err = f.create(ctx); err != nil {
+			return OpenResult{}, err
+		}
+		res.Created = true
+	}
+	for _, feed := range all {
+		if IsDatafeedV2ID(feed.ID) && feed.ID != res.FeedID {
+			res.OtherFeeds = append(res.OtherFeeds, feed.ID)
+		}
+	}
+	f.mu.Lock()
+	f.id = res.FeedID
+	f.mu.Unlock()
+	return res, nil
+}
+
+func (f *DatafeedV2) list(ctx context.Context, tagged bool) ([]v5Datafeed, error) {
+	op := "list datafeeds"
+	req := request{op: op, method: http.MethodGet, url: f.c.agent + "/agent/v5/datafeeds", authed: true}
+	if tagged {
+		req.op = "list datafeeds with tag " + f.opts.tag()
+		req.query = map[string]string{"tag": f.opts.tag()}
+	}
+	resp, err := f.c.do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var feeds []v5Datafeed
+	if err := decodeJSON(req.op, resp.body, &feeds); err != nil {
+		return nil, err
+	}
+	return feeds, nil
+}
+
+func (f *DatafeedV2) create(ctx context.Context) (string, error) {
+	const op = "create datafeed v2"
+	body := struct {
+		Tag string `json:"tag"`
+		// Omitted when false, as the BDK does: Agents before 26.2.1 do not
+		// know the field.
+		IncludeInvisible bool `json:"includeInvisible,omitempty"`
+	}{Tag: f.opts.tag(), IncludeInvisible: f.opts.IncludeInvisible}
+	resp, err := f.c.do(ctx, request{op: op, method: http.MethodPost, url: f.c.agent + "/agent/v5/datafeeds", body: body, authed: true})
+	if err != nil {
+		return "", err
+	}
+	var feed v5Datafeed
+	if err := decodeJSON(op, resp.body, &feed); err != nil {
+		return "", err
+	}
+	if feed.ID == "" {
+		return "", fmt.Errorf("%s: %w: no id in the answer", op, ErrBadResponse)
+	}
+	return feed.ID, nil
+}
+
+// Read long-polls the feed (POST /agent/v5/datafeeds/{id}/read) sending
+// ackID, which acknowledges the batch that came with it; send "" first and
+// after a batch with FeedRecreated. It opens the feed first if Open was not
+// called or failed.
+//
+// A 400 means the feed is gone (30-minute TTL) or the ackId is bad. If the
+// feed is still listed, Read reads once more with ackId "" (the unacked
+// batch comes back after the visibility timeout). Otherwise, or if that
+// also answers 400, it deletes the feed and creates a new one, and returns
+// the new feed's first batch with FeedRecreated set: whatever the old feed
+// still held is lost. If that recovery fails the error wraps [ErrFeedGone]
+// and the next Read tries again.
+func (f *DatafeedV2) Read(ctx context.Context, ackID string) (Batch, error) {
+	f.mu.Lock()
+	id, recreated := f.id, f.recreated
+	f.mu.Unlock()
+	if id == "" {
+		res, err := f.Open(ctx)
+		if err != nil {
+			return Batch{}, err
+		}
+		id = res.FeedID
+		ackID = "" // an ackId of another feed would only earn a 400
+	}
+	if recreated {
+		ackID = ""
+	}
+	b, err := f.read(ctx, id, ackID)
+	if isStatus(err, http.StatusBadRequest) {
+		b, err = f.recover(ctx, id, err)
+	}
+	if err != nil {
+		return Batch{}, err
+	}
+	f.mu.Lock()
+	b.FeedRecreated = b.FeedRecreated || f.recreated
+	f.recreated = false
+	f.mu.Unlock()
+	return b, nil
+}
+
+func (f *DatafeedV2) read(ctx context.Context, id, ackID string) (Batch, error) {
+	op := "read datafeed v2 " + id
+	body := struct {
+		AckID          string `json:"ackId"`
+		UpdatePresence bool   `json:"updatePresence"`
+	}{ackID, true}
+	resp, err := f.c.do(ctx, request{
+		op: op, method: http.MethodPost, url: f.c.agent + "/agent/v5/datafeeds/" + url.PathEscape(id) + "/read",
+		body: body, authed: true,
+	})
+	if err != nil {
+		return Batch{}, err
+	}
+	b, err := DecodeEventList(resp.body)
+	if err != nil {
+		return Batch{}, fmt.Errorf("%s: %w", op, err)
+	}
+	b.FeedID = id
+	return b, nil
+}
+
+// recover handles a 400 on a read of feed id (readErr).
+func (f *DatafeedV2) recover(ctx context.Context, id string, readErr error) (Batch, error) {
+	feeds, err := f.list(ctx, true)
+	if err != nil {
+		return Batch{}, fmt.Errorf("datafeed v2 %s: read answered HTTP 400, checking whether the feed still exists: %w", id, err)
+	}
+	listed := false
+	for _, feed := range feeds {
+		listed = listed || feed.ID == id
+	}
+	if listed {
+		// Perhaps only the ackId was refused: read again without it.
+		b, err := f.read(ctx, id, "")
+		if !isStatus(err, http.StatusBadRequest) {
+			return b, err
+		}
+		readErr = err
+	}
+	if err := f.delete(ctx, id); err != nil {
+		return Batch{}, fmt.Errorf("datafeed v2 %s: %w (%v); deleting it: %w", id, ErrFeedGone, readErr, err)
+	}
+	newID, err := f.create(ctx)
+	if err != nil {
+		return Batch{}, fmt.Errorf("datafeed v2 %s: %w (%v); creating a new one: %w", id, ErrFeedGone, readErr, err)
+	}
+	f.mu.Lock()
+	f.id, f.recreated = newID, true
+	f.mu.Unlock()
+	b, err := f.read(ctx, newID, "")
+	if err != nil {
+		return Batch{}, err
+	}
+	b.FeedRecreated = true
+	return b, nil
+}
+
+// delete removes feed id; an id the Agent no longer knows (400, 404) is
+// already what was wanted.
+func (f *DatafeedV2) delete(ctx context.Context, id string) error {
+	_, err := f.c.do(ctx, request{
+		op: "delete datafeed v2 " + id, method: http.MethodDelete,
+		url: f.c.agent + "/agent/v5/datafeeds/" + url.PathEscape(id), authed: true,
+	})
+	if isStatus(err, http.StatusBadRequest) || isStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Delete deletes the feed (DELETE /agent/v5/datafeeds/{id}); the events it
+// still holds are lost. A feed already gone is not an error. Delete is for
+// tools and tests: the bridge keeps its feed across restarts.
+func (f *DatafeedV2) Delete(ctx context.Context) error {
+	id := f.feedID()
+	if id == "" {
+		return errors.New("delete datafeed v2: no feed open")
+	}
+	if err := f.delete(ctx, id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	if f.id == id {
+		f.id = ""
+	}
+	f.mu.Unlock()
+	return nil
+}
