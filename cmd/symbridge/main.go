@@ -53,6 +53,7 @@ Usage:
   symbridge run --config FILE [--nats-url URL] [--log-level LEVEL]
   symbridge demo [--duration 10s] [--dir DIR] [--rate 20] [--quiet]
   symbridge agent-sim [--listen 127.0.0.1:8443] [--rate 5] [--username bot] [--public-key FILE]
+  symbridge healthcheck URL   exit 0 when URL answers 200 (container health checks)
   symbridge config keys       list every configuration key, its environment spelling and default
   symbridge version
 
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return cmdDemo(ctx, args[1:], environ, stdout, stderr)
 	case "agent-sim":
 		return cmdAgentSim(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(ctx, args[1:], stdout)
 	case "config":
 		return cmdConfig(args[1:], stdout)
 	case "version", "--version", "-v":

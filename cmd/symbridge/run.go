@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/symbridge/symbridge/internal/config"
+	"github.com/symbridge/symbridge/internal/dedupe"
+	"github.com/symbridge/symbridge/internal/natsembed"
+	"github.com/symbridge/symbridge/pkg/bridge"
+	"github.com/symbridge/symbridge/pkg/subjects"
+	"github.com/symbridge/symbridge/pkg/symphony"
+)
+
+func cmdRun(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (a BDK config.yaml works as it is)")
+	natsURL := fs.String("nats-url", "", "overrides nats.url")
+	logLevel := fs.String("log-level", "", "overrides log.level")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	overrides := map[string]any{}
+	if *natsURL != "" {
+		overrides["nats.url"] = *natsURL
+	}
+	if *logLevel != "" {
+		overrides["log.level"] = *logLevel
+	}
+	cfg, err := config.Load(*path, environ, overrides)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	logger, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return usageError{err}
+	}
+	return runBridge(ctx, cfg, logger, runHooks{})
+}
+
+// runHooks lets the demo watch the bridge without a second code path.
+type runHooks struct {
+	onStored func(msg *nats.Msg, ack *jetstream.PubAck)
+	started  func(natsURL string)
+}
+
+// runBridge wires the configuration into the real bridge path and runs it
+// until ctx ends (nil) or the bridge stops on an error.
+func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hooks runHooks) error {
+	logger.Info("symbridge starting", "version", versionString(), "source", cfg.Bridge.Source, "pod", cfg.Bridge.Pod)
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
+	if cfg.InsecureSkipVerify {
+		logger.Warn("ssl.insecureSkipVerify: the Agent's and pod's TLS certificates are not verified; anyone on the path can read events and steal tokens")
+	}
+	subj, err := subjects.Compile(cfg.Bridge.Subject)
+	if err != nil {
+		return usagef("bridge.subject: %w", err)
+	}
+	dead, err := subjects.Compile(cfg.Bridge.DeadLetter)
+	if err != nil {
+		return usagef("bridge.deadLetter: %w", err)
+	}
+
+	natsURL := cfg.NATS.URL
+	if cfg.NATS.Embedded.Enabled {
+		logger.Warn("nats.embedded.enabled: events are stored on one unreplicated local disk; use an external JetStream cluster in production",
+			"dir", cfg.NATS.Embedded.Dir, "listen", cfg.NATS.Embedded.Listen)
+		srv, err := natsembed.Start(ctx, natsembed.Config{Dir: cfg.NATS.Embedded.Dir, Listen: cfg.NATS.Embedded.Listen})
+		if err != nil {
+			return err
+		}
+		defer shutdownServer(srv)
+		natsURL = srv.ClientURL()
+	}
+	natsOpts, err := natsOptions(cfg, logger)
+	if err != nil {
+		return usageError{err}
+	}
+	nc, err := bridge.Connect(ctx, bridge.NATSConfig{URL: natsURL, Name: "symbridge", Options: natsOpts}, logger)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := bridge.NewJetStream(nc, bridge.JetStreamConfig{MaxPending: cfg.Bridge.MaxPending, PublishTimeout: cfg.Bridge.PublishTimeout})
+	if err != nil {
+		return err
+	}
+	streamCfg := bridge.StreamConfig{
+		Name: cfg.NATS.Stream.Name, Subjects: cfg.NATS.Stream.Subjects,
+		Duplicates: cfg.NATS.Stream.Duplicates, MaxAge: cfg.NATS.Stream.MaxAge,
+		Replicas: cfg.NATS.Stream.Replicas, MaxMsgSize: cfg.NATS.Stream.MaxMsgSize,
+	}
+	if err := retryStartup(ctx, logger, "stream", func(ctx context.Context) error {
+		_, err := bridge.EnsureStream(ctx, js, streamCfg, []string{subj.Filter(), dead.Filter()}, logger)
+		return err
+	}); err != nil {
+		return err
+	}
+	if hooks.started != nil {
+		hooks.started(natsURL)
+	}
+
+	client, err := symphony.NewClient(clientConfig(cfg))
+	if err != nil {
+		return usageError{err}
+	}
+	if err := retryStartup(ctx, logger, "authenticate", client.Authenticate); err != nil {
+		return err
+	}
+	src, err := openSource(ctx, cfg, client, logger)
+	if err != nil {
+		return err
+	}
+
+	b, err := bridge.New(bridge.Config{
+		Pod: cfg.Bridge.Pod, Source: cfg.Bridge.Source,
+		Subject: subj, DeadLetter: dead,
+		PublishTimeout: cfg.Bridge.PublishTimeout, MaxPending: cfg.Bridge.MaxPending,
+		Retry:  sourceRetry(cfg),
+		Dedupe: dedupe.New(cfg.Bridge.DedupeEntries, cfg.NATS.Stream.Duplicates),
+		Logger: logger,
+	}, src, js)
+	if err != nil {
+		return usageError{err}
+	}
+	if hooks.onStored != nil {
+		b.OnStored(hooks.onStored)
+	}
+	hs, err := startHealth(cfg.HTTP.Listen, b.Ready, logger)
+	if err != nil {
+		return err
+	}
+	defer hs.Close()
+	err = b.Run(ctx)
+	st := b.Stats()
+	logger.Info("symbridge stopped", "stats", fmt.Sprintf("%+v", st))
+	return err
+}
+
+func shutdownServer(s *server.Server) { s.Shutdown(); s.WaitForShutdown() }
+
+func sourceRetry(cfg *config.Config) symphony.RetryConfig {
+	if cfg.Bridge.Source == "datahose" {
+		return cfg.Datahose.Retry
+	}
+	return cfg.Datafeed.Retry
+}
+
+func clientConfig(cfg *config.Config) symphony.ClientConfig {
+	return symphony.ClientConfig{
+		PodURL: cfg.PodURL, AgentURL: cfg.AgentURL, KeyManagerURL: cfg.KeyManagerURL, SessionAuthURL: cfg.SessionAuthURL,
+		Username: cfg.Username, PrivateKeyPEM: cfg.PrivateKeyPEM, Certificate: cfg.Certificate,
+		RootCAs: cfg.TrustStore, InsecureSkipVerify: cfg.InsecureSkipVerify, ProxyURL: cfg.ProxyURL,
+		ConnectTimeout: cfg.ConnectTimeout, ReadTimeout: cfg.ReadTimeout, MaxBodyBytes: cfg.Bridge.MaxBodyBytes,
+		UserAgent: "symbridge/" + version,
+	}
+}
+
+// natsOptions turns the nats.* credential and TLS keys into client options.
+// The values are secrets: they go to nats.go and nowhere else.
+func natsOptions(cfg *config.Config, logger *slog.Logger) ([]nats.Option, error) {
+	n := cfg.NATS
+	var opts []nats.Option
+	switch {
+	case n.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(n.CredsFile))
+	case n.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(n.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats.nkeyFile: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if n.Token != "" {
+		opts = append(opts, nats.Token(n.Token))
+	}
+	if n.User != "" {
+		opts = append(opts, nats.UserInfo(n.User, n.Password))
+	}
+	if n.TLS.CAFile != "" {
+		opts = append(opts, nats.RootCAs(n.TLS.CAFile))
+	}
+	if n.TLS.CertFile != "" {
+		opts = append(opts, nats.ClientCert(n.TLS.CertFile, n.TLS.KeyFile))
+	}
+	if n.TLS.InsecureSkipVerify {
+		logger.Warn("nats.tls.insecureSkipVerify: the NATS server's certificate is not verified; anyone on the path can read and forge events")
+		opts = append(opts, nats.Secure(&tls.Config{InsecureSkipVerify: true})) //nolint:gosec // asked for explicitly
+	}
+	return opts, nil
+}
+
+// openSource opens the configured feed, retrying transient failures.
+func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client, logger *slog.Logger) (bridge.Source, error) {
+	switch {
+	case cfg.Bridge.Source == "datahose":
+		d, err := symphony.NewDatahose(client, symphony.DatahoseOptions{Tag: cfg.Datahose.Tag, EventTypes: cfg.Datahose.EventTypes, Scopes: cfg.Datahose.Scopes})
+		if err != nil {
+			return nil, usageError{err}
+		}
+		logger.Info("reading the datahose", "feed", d.Name())
+		return d, nil
+	case cfg.Datafeed.Version == "v1":
+		logger.Warn("datafeed.version v1: a read removes events from the Agent, so a crash between read and publish loses them (at-most-once); use v2 where the Agent allows it")
+		f := symphony.NewDatafeedV1(client, symphony.DatafeedV1Options{IDFilePath: cfg.Datafeed.IDFilePath})
+		if err := retryStartup(ctx, logger, "open datafeed v1", func(ctx context.Context) error { _, err := f.Open(ctx); return err }); err != nil {
+			return nil, err
+		}
+		return f, nil
+	default:
+		f := symphony.NewDatafeedV2(client, symphony.DatafeedOptions{Tag: cfg.Datafeed.Tag, IncludeInvisible: cfg.Datafeed.IncludeInvisible})
+		var res symphony.OpenResult
+		if err := retryStartup(ctx, logger, "open datafeed", func(ctx context.Context) error {
+			var err error
+			res, err = f.Open(ctx)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		logger.Info("reading datafeed v2", "feed", res.FeedID, "created", res.Created, "tag", cfg.Datafeed.Tag)
+		if len(res.OtherFeeds) > 0 {
+			logger.Warn("other datafeeds exist on this account; symbridge reads its own (tagged) feed, so each program still gets every event, but check that none of them is a stale feed",
+				"others", res.OtherFeeds)
+		}
+		return f, nil
+	}
+}
+
+// retryStartup retries a start-up step on transient errors with the BDK's
+// default backoff capped at 30 s; credentials rejected and bad usage stop at once.
+func retryStartup(ctx context.Context, logger *slog.Logger, what string, fn func(context.Context) error) error {
+	bo := symphony.NewBackoff(symphony.RetryConfig{MaxAttempts: -1, Initial: 500 * time.Millisecond, Multiplier: 2, Max: 30 * time.Second})
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if symphony.Classify(err) == symphony.ClassFatal {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		logger.Warn("start-up step failed; retrying", "step", what, "err", err, "attempt", bo.Attempts()+1)
+		if err := bo.Wait(ctx, 0); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+}
+
