@@ -266,4 +266,3 @@ func retryStartup(ctx context.Context, logger *slog.Logger, what string, fn func
 		}
 	}
 }
-
