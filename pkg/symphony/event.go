@@ -96,8 +96,9 @@ type Event struct {
 	HasStream       bool   // false for events without a stream (connections)
 	StreamID        string // normalised to URL-safe base64 without padding
 	StreamType      string // as sent ("ROOM", "IM", ...); may be empty
-	// AffectedUserIDs are the users the event is about besides the initiator
-	// (affectedUser, affectedUsers, toUser, fromUser), in payload order.
+	// AffectedUserIDs are the users the event is about besides the initiator,
+	// in a fixed order: affectedUser, toUser, fromUser, then affectedUsers in
+	// payload order.
 	AffectedUserIDs []int64
 }
 
@@ -273,9 +274,10 @@ func NormalizeStreamID(id string) string {
 	if !strings.ContainsAny(id, "+/=") {
 		return id
 	}
-	r := strings.NewReplacer("+", "-", "/", "_", "=", "")
-	return r.Replace(id)
+	return stdToURLBase64.Replace(id)
 }
+
+var stdToURLBase64 = strings.NewReplacer("+", "-", "/", "_", "=", "")
 
 type wireEventList struct {
 	Events []json.RawMessage `json:"events"`
