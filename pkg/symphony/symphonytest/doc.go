@@ -1,0 +1,27 @@
+// Package symphonytest simulates a Symphony Agent, pod login and key manager
+// over real HTTP(S), so the Symphony client and the bridge can be tested end
+// to end without a Symphony pod, and so users can try their own bots.
+//
+// One [Agent] serves every endpoint the real-time APIs need under one base
+// URL: RSA login (/login, /relay), certificate login (/sessionauth,
+// /keyauth), /pod/v2/sessioninfo, /agent/v1/info, datafeed v2
+// (/agent/v5/datafeeds...), datahose (/agent/v5/events/read) and the legacy
+// datafeed v1 (/agent/v4/datafeed...). It follows the OpenAPI files of
+// finos/symphony-api-spec; [Validator] checks that over real HTTP.
+//
+// Each feed is a queue with visibility-timeout semantics modelled on what
+// Symphony documents for datafeed v2 (it is SQS-backed): a read hands out a
+// batch under a fresh ackId; the batch is "in flight" until an ackId-carrying
+// read acknowledges it, or until the visibility timeout puts its events back
+// in the queue behind newer ones. Concurrent readers of one feed get disjoint
+// events. Feeds expire when nobody reads them, sessions expire, feeds are
+// limited, and faults ([Faults]) can be injected at runtime.
+//
+// [Generator] produces realistic events of every type, including the quirks
+// Symphony really exhibits (several events sharing one id, events without
+// id, stream ids in standard base64, unknown types), each carrying a serial
+// number so tests can count them.
+//
+// The package imports pkg/symphony for event types only; it never imports
+// NATS or the bridge.
+package symphonytest
