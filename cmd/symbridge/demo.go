@@ -152,7 +152,7 @@ func cmdDemo(ctx context.Context, args []string, environ []string, stdout, stder
 // generate emits a steady mix of every event type at about rate events/s.
 func generate(ctx context.Context, agent *symphonytest.Agent, rate float64, emitted *atomic.Int64) {
 	gen := symphonytest.NewGenerator(symphonytest.GeneratorConfig{
-		Seed: time.Now().UnixNano(), Start: time.Now(),
+		Seed: time.Now().UnixNano(), Now: time.Now,
 		NoIDRate: 0.03, StdBase64Rate: 0.05, SharedIDRate: 0.05, UnknownTypeRate: 0.01,
 	})
 	// Start with one event of every type, so a short demo shows them all.
