@@ -213,7 +213,7 @@ func (c *Client) fetchToken(ctx context.Context, op, url string, mtls bool) (str
 	var tok struct {
 		Token string `json:"token"`
 	}
-	if err := decodeJSON(op, resp.body, &tok); err != nil {
+	if err := decodeJSON(op, resp, &tok); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrAuthUnavailable, err)
 	}
 	if tok.Token == "" {

@@ -41,6 +41,9 @@ const (
 	maxErrorBodyBytes = 64 << 10
 	// maxErrorMessage bounds Symphony's error message kept in an [APIError].
 	maxErrorMessage = 200
+	// maxHeaderBytes bounds a response's headers. Go's default is 10 MiB;
+	// Symphony's headers are a few hundred bytes.
+	maxHeaderBytes = 1 << 20
 )
 
 // ClientConfig says where the Agent, pod and key manager are and how the bot
@@ -81,8 +84,9 @@ type ClientConfig struct {
 	// response body, so a server that trickles bytes cannot hold a read
 	// forever. It must exceed the Agent's 30 s long poll. Default 60 s.
 	ReadTimeout time.Duration
-	// MaxBodyBytes caps a response body; a larger one is an error wrapping
-	// [ErrBadResponse]. Default 64 MiB.
+	// MaxBodyBytes caps a response body, after decompression; a larger one
+	// is an error wrapping [ErrBadResponse], and a larger Content-Length
+	// fails before the body is read. Default 64 MiB.
 	MaxBodyBytes int64
 	// UserAgent is sent on every request. Default "symbridge".
 	UserAgent string
@@ -204,13 +208,19 @@ type Client struct {
 	timeout time.Duration // whole-request deadline: connect + read
 	maxBody int64
 
-	auth authState
+	// auth is behind a pointer so that printing a Client value with %v
+	// shows an address, not the tokens.
+	auth *authState
 }
 
 // String names the client without its tokens.
 func (c *Client) String() string {
 	return fmt.Sprintf("symphony.Client{pod=%s agent=%s username=%q}", c.pod, c.agent, c.username)
 }
+
+// GoString keeps %#v, which would print every field, from printing the
+// tokens.
+func (c *Client) GoString() string { return c.String() }
 
 // NewClient validates cfg and builds a client. It does not contact any
 // server: authentication happens on the first call, or explicitly with
@@ -268,21 +278,22 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		certTLS.Certificates = []tls.Certificate{*cfg.Certificate}
 		c.certAuth = newResty(newTransport(certTLS, proxy, connect), ua)
 	}
-	c.auth.sem = make(chan struct{}, 1)
+	c.auth = &authState{sem: make(chan struct{}, 1)}
 	return c, nil
 }
 
 func newTransport(tlsCfg *tls.Config, proxy func(*http.Request) (*url.URL, error), connect time.Duration) *http.Transport {
 	return &http.Transport{
-		Proxy:                 proxy,
-		DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   connect,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          20, // the BDK's connectionPoolMax
-		MaxIdleConnsPerHost:   20,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
+		Proxy:                  proxy,
+		DialContext:            (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:        tlsCfg,
+		TLSHandshakeTimeout:    connect,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           20, // the BDK's connectionPoolMax
+		MaxIdleConnsPerHost:    20,
+		IdleConnTimeout:        90 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: maxHeaderBytes,
 	}
 }
 
@@ -330,8 +341,29 @@ type request struct {
 
 // response is a 2xx answer with its body read (capped).
 type response struct {
-	status int
-	body   []byte
+	status      int
+	body        []byte
+	contentType string   // as sent, cut to maxContentType bytes
+	secrets     []string // to blank out of contentType in an error
+}
+
+// maxContentType bounds the Content-Type kept for an error message.
+const maxContentType = 100
+
+// describe says what the body was, for the error of a body that does not
+// decode, e.g. "HTTP 200, text/html, 1532 bytes": an HTML page from a proxy
+// or a login portal is then recognisable without echoing the page.
+func (r response) describe() string {
+	ct, _, _ := strings.Cut(r.contentType, ";")
+	ct = cleanMessage(strings.ToLower(ct), r.secrets)
+	if ct == "" {
+		ct = "no Content-Type"
+	}
+	size := "empty body"
+	if len(r.body) > 0 {
+		size = fmt.Sprintf("%d bytes", len(r.body))
+	}
+	return fmt.Sprintf("HTTP %d, %s, %s", r.status, ct, size)
 }
 
 // do runs req, handling authentication and a single re-authentication on
@@ -395,21 +427,90 @@ func (c *Client) send(ctx context.Context, req request, sess session) (response,
 		}
 		return response{}, c.transportError(ctx, rctx, req.op, err)
 	}
+	secrets := []string{sess.sessionToken, sess.keyManagerToken, req.secret}
 	if raw.StatusCode < 200 || raw.StatusCode > 299 {
 		body, _ := io.ReadAll(io.LimitReader(raw.Body, maxErrorBodyBytes))
-		return response{}, c.apiError(req.op, raw, body, sess.sessionToken, sess.keyManagerToken, req.secret)
+		return response{}, c.apiError(req.op, raw, body, secrets...)
 	}
-	body, err := io.ReadAll(io.LimitReader(raw.Body, c.maxBody+1))
-	if err != nil {
-		if ctx.Err() != nil || rctx.Err() != nil {
-			return response{}, c.transportError(ctx, rctx, req.op, err)
-		}
+	body, err := readBody(raw.Body, raw.ContentLength, c.maxBody)
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return response{}, fmt.Errorf("%s: %w: %w", req.op, ErrBadResponse, err)
+	case err != nil && (ctx.Err() != nil || rctx.Err() != nil):
+		return response{}, c.transportError(ctx, rctx, req.op, err)
+	case err != nil:
 		return response{}, fmt.Errorf("%s: %w: reading body: %w", req.op, ErrBadResponse, err)
 	}
-	if int64(len(body)) > c.maxBody {
-		return response{}, fmt.Errorf("%s: %w: body exceeds %d bytes", req.op, ErrBadResponse, c.maxBody)
+	ct := raw.Header.Get("Content-Type")
+	if len(ct) > maxContentType {
+		ct = ct[:maxContentType]
 	}
-	return response{status: raw.StatusCode, body: body}, nil
+	return response{status: raw.StatusCode, body: body, contentType: ct, secrets: secrets}, nil
+}
+
+// errBodyTooLarge: a 2xx body over MaxBodyBytes.
+var errBodyTooLarge = errors.New("body exceeds MaxBodyBytes")
+
+// readBody reads a 2xx body of at most limit bytes. A declared length over
+// the limit fails before anything is read; a declared length within it is
+// read into one buffer of that size. A body of unknown length (chunked, as
+// the Agent sends large batches, or decompressed by the transport) is read
+// in chunks and copied once into a buffer of its size: at most twice the
+// body, plus one chunk.
+func readBody(r io.Reader, declared, limit int64) ([]byte, error) {
+	if declared > limit {
+		return nil, fmt.Errorf("%w: Content-Length %d, limit %d", errBodyTooLarge, declared, limit)
+	}
+	if declared >= 0 {
+		body := make([]byte, declared)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return readChunked(io.LimitReader(r, limit+1), limit)
+}
+
+// Chunk sizes of readChunked: an idle poll's empty batch fits the first.
+const (
+	firstChunk = 1 << 10
+	maxChunk   = 1 << 20
+)
+
+// readChunked reads r to its end in chunks that double from firstChunk to
+// maxChunk. Unlike io.ReadAll, whose chunks grow by half each time so the
+// last may be a third unused, the chunks exceed the body by less than
+// maxChunk.
+func readChunked(r io.Reader, limit int64) ([]byte, error) {
+	var chunks [][]byte
+	total := 0
+	buf := make([]byte, 0, firstChunk)
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		total += n
+		if int64(total) > limit {
+			return nil, fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, limit)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) == cap(buf) {
+			chunks = append(chunks, buf)
+			buf = make([]byte, 0, min(2*cap(buf), maxChunk))
+		}
+	}
+	if len(chunks) == 0 {
+		return buf, nil
+	}
+	body := make([]byte, 0, total)
+	for _, c := range chunks {
+		body = append(body, c...)
+	}
+	return append(body, buf...), nil
 }
 
 // transportError words a failed exchange: the caller's cancellation stays
@@ -442,17 +543,63 @@ func (c *Client) apiError(op string, raw *http.Response, body []byte, secrets ..
 	return e
 }
 
+// cleanMessage makes a server's message fit for an error: secrets
+// blanked out, on one line, at most maxErrorMessage characters.
 func cleanMessage(msg string, secrets []string) string {
-	for _, secret := range secrets {
-		if len(secret) >= 8 {
-			msg = strings.ReplaceAll(msg, secret, "[redacted]")
-		}
+	if len(msg) > maxRedactInput {
+		msg = msg[:maxRedactInput]
 	}
+	msg = redact(msg, secrets)
 	msg = strings.Join(strings.Fields(msg), " ")
 	if utf8.RuneCountInString(msg) > maxErrorMessage {
 		msg = string([]rune(msg)[:maxErrorMessage]) + "..."
 	}
 	return msg
+}
+
+// Redaction of secrets echoed by a server. A server may echo a token cut,
+// split or prefixed, so not only whole secrets are blanked out but every run
+// of the message covered by redactWindow-byte pieces of a secret; a secret
+// shorter than the window (but not shorter than minRedactable, which would
+// match ordinary words) is replaced where it appears whole.
+const (
+	redactWindow   = 12
+	minRedactable  = 8
+	maxRedactInput = 8 << 10 // the message is cut to this before redaction
+	redacted       = "[redacted]"
+)
+
+func redact(msg string, secrets []string) string {
+	windows := map[string]struct{}{}
+	for _, s := range secrets {
+		switch {
+		case len(s) >= redactWindow:
+			for i := 0; i+redactWindow <= len(s); i++ {
+				windows[s[i:i+redactWindow]] = struct{}{}
+			}
+		case len(s) >= minRedactable:
+			msg = strings.ReplaceAll(msg, s, redacted)
+		}
+	}
+	if len(windows) == 0 || len(msg) < redactWindow {
+		return msg
+	}
+	var b strings.Builder
+	hidden := -1 // end of the run being blanked out; -1: none
+	for i := 0; i < len(msg); i++ {
+		if i+redactWindow <= len(msg) {
+			if _, ok := windows[msg[i:i+redactWindow]]; ok {
+				if hidden < i {
+					b.WriteString(redacted)
+				}
+				hidden = i + redactWindow
+			}
+		}
+		if i >= hidden {
+			b.WriteByte(msg[i])
+		}
+	}
+	return b.String()
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
@@ -484,13 +631,13 @@ func isStatus(err error, status int) bool {
 
 // decodeJSON decodes a 2xx body; a body that does not decode wraps
 // [ErrBadResponse].
-func decodeJSON(op string, body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
+func decodeJSON(op string, resp response, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(resp.body))
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%s: %w: %w", op, ErrBadResponse, err)
+		return fmt.Errorf("%s: %w: %w (%s)", op, ErrBadResponse, err, resp.describe())
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%s: %w: trailing data after the JSON value", op, ErrBadResponse)
+		return fmt.Errorf("%s: %w: trailing data after the JSON value (%s)", op, ErrBadResponse, resp.describe())
 	}
 	return nil
 }
@@ -532,7 +679,7 @@ func (c *Client) AgentInfo(ctx context.Context) (AgentInfo, error) {
 		return AgentInfo{}, err
 	}
 	var info AgentInfo
-	if err := decodeJSON(op, resp.body, &info); err != nil {
+	if err := decodeJSON(op, resp, &info); err != nil {
 		return AgentInfo{}, err
 	}
 	return info, nil
@@ -554,7 +701,7 @@ func (c *Client) SessionInfo(ctx context.Context) (UserInfo, error) {
 		return UserInfo{}, err
 	}
 	var u UserInfo
-	if err := decodeJSON(op, resp.body, &u); err != nil {
+	if err := decodeJSON(op, resp, &u); err != nil {
 		return UserInfo{}, err
 	}
 	return u, nil

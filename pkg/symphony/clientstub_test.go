@@ -82,6 +82,9 @@ type stubSymphony struct {
 	lastJWT    string
 	lastKMHdr  []string
 	overrides  map[string]http.HandlerFunc
+	// issued: every token the stub handed out and every JWT it received,
+	// for the leak tests.
+	issued []string
 }
 
 // Override replaces one of the stub's own handlers (pattern as registered).
@@ -119,6 +122,7 @@ func newStub(t *testing.T) *stubSymphony {
 		s.gen++
 		s.session = s.newSessionToken()
 		tok := s.session
+		s.issued = append(s.issued, tok)
 		s.mu.Unlock()
 		writeJSON(w, 200, map[string]string{"name": "sessionToken", "token": tok})
 	})
@@ -134,6 +138,7 @@ func newStub(t *testing.T) *stubSymphony {
 		s.mu.Lock()
 		s.km = fmt.Sprintf("km-token-%d-very-secret", s.gen)
 		tok := s.km
+		s.issued = append(s.issued, tok)
 		s.mu.Unlock()
 		writeJSON(w, 200, map[string]string{"name": "keyManagerToken", "token": tok})
 	})
@@ -188,6 +193,7 @@ func (s *stubSymphony) verifyJWT(w http.ResponseWriter, r *http.Request) bool {
 		writeJSON(w, 400, map[string]any{"code": 400, "message": "bad body"})
 		return false
 	}
+	s.set(func(s *stubSymphony) { s.issued = append(s.issued, body.Token) })
 	claims := jwt.MapClaims{}
 	tok, err := jwt.ParseWithClaims(body.Token, claims, func(*jwt.Token) (any, error) {
 		return &testBotKey(s.t).PublicKey, nil
@@ -250,6 +256,13 @@ func (s *stubSymphony) secrets() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return []string{s.session, s.km, s.lastJWT}
+}
+
+// allSecrets are every token and JWT the stub ever handed out or received.
+func (s *stubSymphony) allSecrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.issued...)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

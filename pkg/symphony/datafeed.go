@@ -53,11 +53,16 @@ func (o DatafeedOptions) tag() string {
 }
 
 // DatafeedV2 reads a datafeed v2 (/agent/v5/datafeeds) of its own, found by
-// its tag or created. Read must not be called concurrently (the protocol is
-// strictly read, process, read with the ackId); Name may be called anytime.
+// its tag or created. Each ackId chain is strictly read, process, read with
+// the ackId; several chains may read concurrently (see ConcurrentReads).
+// Name may be called anytime.
 type DatafeedV2 struct {
 	c    *Client
 	opts DatafeedOptions
+
+	// recoverMu lets one reader at a time recover the feed after a 400:
+	// concurrent readers would otherwise each create a new feed.
+	recoverMu sync.Mutex
 
 	mu sync.Mutex
 	id string
@@ -155,7 +160,7 @@ func (f *DatafeedV2) list(ctx context.Context, tagged bool) ([]v5Datafeed, error
 		return nil, err
 	}
 	var feeds []v5Datafeed
-	if err := decodeJSON(req.op, resp.body, &feeds); err != nil {
+	if err := decodeJSON(req.op, resp, &feeds); err != nil {
 		return nil, err
 	}
 	return feeds, nil
@@ -174,7 +179,7 @@ func (f *DatafeedV2) create(ctx context.Context) (string, error) {
 		return "", err
 	}
 	var feed v5Datafeed
-	if err := decodeJSON(op, resp.body, &feed); err != nil {
+	if err := decodeJSON(op, resp, &feed); err != nil {
 		return "", err
 	}
 	if feed.ID == "" {
@@ -212,7 +217,7 @@ func (f *DatafeedV2) Read(ctx context.Context, ackID string) (Batch, error) {
 	}
 	b, err := f.read(ctx, id, ackID)
 	if isStatus(err, http.StatusBadRequest) {
-		b, err = f.recover(ctx, id, err)
+		b, err = f.recoverOnce(ctx, id, err)
 	}
 	if err != nil {
 		return Batch{}, err
@@ -237,12 +242,29 @@ func (f *DatafeedV2) read(ctx context.Context, id, ackID string) (Batch, error) 
 	if err != nil {
 		return Batch{}, err
 	}
-	b, err := DecodeEventList(resp.body)
+	b, err := decodeBatch(op, resp, false)
 	if err != nil {
-		return Batch{}, fmt.Errorf("%s: %w", op, err)
+		return Batch{}, err
 	}
 	b.FeedID = id
 	return b, nil
+}
+
+// ConcurrentReads reports that Read may be called from several goroutines
+// at once, each with its own ackId chain: the Agent spreads the feed's events
+// over concurrent readers, and a 400 is recovered by one reader at a time.
+func (f *DatafeedV2) ConcurrentReads() bool { return true }
+
+// recoverOnce runs recover for one reader at a time. A reader that finds the
+// feed already replaced by another reader's recovery reads the new feed
+// without its ackId, which belonged to the old one.
+func (f *DatafeedV2) recoverOnce(ctx context.Context, id string, readErr error) (Batch, error) {
+	f.recoverMu.Lock()
+	defer f.recoverMu.Unlock()
+	if cur := f.feedID(); cur != "" && cur != id {
+		return f.read(ctx, cur, "")
+	}
+	return f.recover(ctx, id, readErr)
 }
 
 // recover handles a 400 on a read of feed id (readErr).

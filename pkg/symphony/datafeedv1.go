@@ -179,7 +179,7 @@ func (f *DatafeedV1) create(ctx context.Context) (string, error) {
 	var feed struct {
 		ID string `json:"id"`
 	}
-	if err := decodeJSON(op, resp.body, &feed); err != nil {
+	if err := decodeJSON(op, resp, &feed); err != nil {
 		return "", err
 	}
 	if feed.ID == "" {
@@ -231,9 +231,9 @@ func (f *DatafeedV1) read(ctx context.Context, id string) (Batch, error) {
 	if resp.status == http.StatusNoContent {
 		return Batch{FeedID: id}, nil
 	}
-	b, err := DecodeEventArray(resp.body)
+	b, err := decodeBatch(op, resp, true)
 	if err != nil {
-		return Batch{}, fmt.Errorf("%s: %w", op, err)
+		return Batch{}, err
 	}
 	b.FeedID = id
 	return b, nil

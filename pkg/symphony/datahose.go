@@ -119,9 +119,9 @@ func (d *Datahose) read(ctx context.Context, ackID string) (Batch, error) {
 	if err != nil {
 		return Batch{}, err
 	}
-	b, err := DecodeEventList(resp.body)
+	b, err := decodeBatch(op, resp, false)
 	if err != nil {
-		return Batch{}, fmt.Errorf("%s: %w", op, err)
+		return Batch{}, err
 	}
 	b.FeedID = d.tag
 	return b, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -84,17 +85,23 @@ func FuzzParseEvent(f *testing.F) {
 
 // FuzzDecodeEventList checks DecodeEventList and DecodeEventArray against a
 // plain encoding/json decode: they accept exactly the bodies it accepts (an
-// object with an ackId string; an array), and every event's Raw is exactly
-// the json.RawMessage it yields, a verbatim slice of the body.
+// object with an ackId string; an array), every event's Raw is exactly
+// the json.RawMessage it yields, a verbatim slice of the body, and every
+// event's routing fields are those the reference decoder refParseEvent
+// finds with encoding/json alone.
 func FuzzDecodeEventList(f *testing.F) {
 	for _, s := range eventSamples {
 		body := readSample(f, s.file)
 		f.Add(body)
 		f.Add(body[:len(body)/2])
 	}
-	for _, raw := range syntheticEvents {
+	for _, raw := range append(slices.Clone(syntheticEvents), fastPathSeeds...) {
 		f.Add([]byte(`{"ackId":"a","events":[` + raw + `]}`))
 		f.Add([]byte(`[` + raw + `,` + raw + `]`))
+	}
+	for _, body := range []string{`{"ackId":"a","events":[],"AckId":"b"}`, `{"ackId":"a","\u0065vents":[{}]}`,
+		`{"ackId":"a\u0062","events":[]}`, `{"ackId":"a","events":null}`, `{"events":[],"ackId":"a"} x`} {
+		f.Add([]byte(body))
 	}
 	for _, body := range []string{``, `null`, `{}`, `[]`, `{"ackId":null}`, `{"ackId":""}`, `{"events":[1,"x",null,{}],"ackId":"z"}`,
 		`{"ackId":"a","events":{}}`, `{"ACKID":"a","Events":[{}]}`, `{"ackId":"a","ackId":"b","events":[],"events":[{}]}`} {
@@ -163,6 +170,11 @@ func checkRaws(t *testing.T, body []byte, evs []Event, ref []json.RawMessage) {
 		}
 		if evs[i].Err != nil && !errors.Is(evs[i].Err, ErrInvalidEvent) {
 			t.Fatalf("event %d: Err %v does not wrap ErrInvalidEvent", i, evs[i].Err)
+		}
+		// The fast decoder agrees with plain encoding/json on every
+		// routing field (event_reference_test.go).
+		if d := sameRouting(evs[i], refParseEvent(ref[i])); d != "" {
+			t.Fatalf("event %d: %s\nevent: %q", i, d, ref[i])
 		}
 	}
 }

@@ -30,25 +30,48 @@ import (
 // content: it is identical across redeliveries, restarts and bridge
 // instances.
 func MsgID(ev *Event) string {
-	h := sha256.New()
+	// The hashed fields are laid out in a stack buffer and hashed at once:
+	// this runs for every event the bridge publishes.
+	var buf [256]byte
+	b := buf[:0]
 	var prefix string
 	if ev.ID != "" {
 		prefix = "sb1-i-"
-		writeField(h, ev.ID)
-		writeField(h, ev.Type)
-		writeField(h, ev.StreamID)
-		writeField(h, ev.MessageID)
+		b = appendField(b, ev.ID)
+		b = appendField(b, ev.Type)
+		b = appendField(b, ev.StreamID)
+		b = appendField(b, ev.MessageID)
 		for _, u := range ev.AffectedUserIDs {
-			writeField(h, strconv.FormatInt(u, 10))
+			var n [20]byte
+			b = appendFieldBytes(b, strconv.AppendInt(n[:0], u, 10))
 		}
 	} else {
 		prefix = "sb1-h-"
-		writeField(h, ev.Type)
-		writeField(h, strconv.FormatInt(ev.Timestamp, 10))
-		writeField(h, strconv.FormatInt(ev.InitiatorUserID, 10))
-		writeField(h, string(canonicalPayload(ev.Raw)))
+		var n [20]byte
+		b = appendField(b, ev.Type)
+		b = appendFieldBytes(b, strconv.AppendInt(n[:0], ev.Timestamp, 10))
+		b = appendFieldBytes(b, strconv.AppendInt(n[:0], ev.InitiatorUserID, 10))
+		b = appendFieldBytes(b, canonicalPayload(ev.Raw))
 	}
-	return prefix + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	var out [6 + 43]byte // prefix and unpadded base64 of 32 bytes
+	copy(out[:], prefix)
+	base64.RawURLEncoding.Encode(out[6:], sum[:])
+	return string(out[:])
+}
+
+// appendField appends s length-prefixed ("<len>:<s>"), so that no two
+// field lists hash the same input.
+func appendField(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
+}
+
+func appendFieldBytes(b, s []byte) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
 }
 
 // RawMsgID is the message id of an event that cannot be decoded (a dead
@@ -56,16 +79,6 @@ func MsgID(ev *Event) string {
 func RawMsgID(raw []byte) string {
 	sum := sha256.Sum256(raw)
 	return "sb1-r-" + base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-type hashWriter interface{ Write([]byte) (int, error) }
-
-func writeField(h hashWriter, s string) {
-	var n [8]byte
-	b := strconv.AppendInt(n[:0], int64(len(s)), 10)
-	h.Write(b)
-	h.Write([]byte{':'})
-	h.Write([]byte(s))
 }
 
 // canonicalPayload returns the event's payload re-encoded canonically; for an
