@@ -112,9 +112,6 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	}); err != nil {
 		return err
 	}
-	if hooks.started != nil {
-		hooks.started(natsURL)
-	}
 
 	client, err := symphony.NewClient(clientConfig(cfg))
 	if err != nil {
@@ -127,14 +124,18 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if err != nil {
 		return err
 	}
+	if hooks.started != nil {
+		hooks.started(natsURL) // the feed exists now: events emitted from here on reach it
+	}
 
 	b, err := bridge.New(bridge.Config{
 		Pod: cfg.Bridge.Pod, Source: cfg.Bridge.Source,
 		Subject: subj, DeadLetter: dead,
 		PublishTimeout: cfg.Bridge.PublishTimeout, MaxPending: cfg.Bridge.MaxPending,
-		Retry:  sourceRetry(cfg),
-		Dedupe: dedupe.New(cfg.Bridge.DedupeEntries, cfg.NATS.Stream.Duplicates),
-		Logger: logger,
+		Readers: cfg.Bridge.Readers,
+		Retry:   sourceRetry(cfg),
+		Dedupe:  dedupe.New(cfg.Bridge.DedupeEntries, cfg.NATS.Stream.Duplicates),
+		Logger:  logger,
 	}, src, js)
 	if err != nil {
 		return usageError{err}
@@ -149,7 +150,8 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	defer hs.Close()
 	err = b.Run(ctx)
 	st := b.Stats()
-	logger.Info("symbridge stopped", "stats", fmt.Sprintf("%+v", st))
+	logger.Info("symbridge stopped", "stats", fmt.Sprintf("%+v", st),
+		"batch_p50", b.BatchLatency(0.5), "batch_p99", b.BatchLatency(0.99))
 	return err
 }
 

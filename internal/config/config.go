@@ -123,6 +123,7 @@ type BridgeConfig struct {
 	PublishTimeout time.Duration
 	BatchTimeout   time.Duration
 	MaxPending     int
+	Readers        int // most concurrent readers of one feed
 	DedupeEntries  int
 	MaxBodyBytes   int64
 }
@@ -541,6 +542,7 @@ func (c *Config) build(v values) {
 		PublishTimeout: v.d("bridge.publishTimeout"),
 		BatchTimeout:   v.d("bridge.batchTimeout"),
 		MaxPending:     v.i("bridge.maxPending"),
+		Readers:        v.i("bridge.readers"),
 		DedupeEntries:  v.i("bridge.dedupeEntries"),
 		MaxBodyBytes:   v.i64("bridge.maxBodyBytes"),
 	}

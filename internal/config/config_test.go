@@ -101,6 +101,7 @@ func keyCases(t *testing.T) []keyCase {
 		{key: "bridge.publishTimeout", yaml: "7s", env: "7s", want: 7 * time.Second, get: func(c *config.Config) any { return c.Bridge.PublishTimeout }},
 		{key: "bridge.batchTimeout", yaml: "25s", env: "25s", want: 25 * time.Second, get: func(c *config.Config) any { return c.Bridge.BatchTimeout }},
 		{key: "bridge.maxPending", yaml: "100", env: "100", want: 100, get: func(c *config.Config) any { return c.Bridge.MaxPending }},
+		{key: "bridge.readers", yaml: "2", env: "2", want: 2, get: func(c *config.Config) any { return c.Bridge.Readers }},
 		{key: "bridge.dedupeEntries", yaml: "0", env: "0", want: 0, get: func(c *config.Config) any { return c.Bridge.DedupeEntries }},
 		{key: "bridge.maxBodyBytes", yaml: "134217728", env: "134217728", want: int64(128 << 20), get: func(c *config.Config) any { return c.Bridge.MaxBodyBytes }},
 
@@ -233,7 +234,7 @@ func TestDefaults(t *testing.T) {
 		"datahose.tag": "datahose", "datahose.retry": symphony.DefaultRetry,
 		"bridge": config.BridgeConfig{
 			Source: "datafeed", Subject: "symphony.{pod}.{eventType}.{streamType}", DeadLetter: "symphony.{pod}._invalid",
-			PublishTimeout: 5 * time.Second, BatchTimeout: 20 * time.Second, MaxPending: 4096, DedupeEntries: 262144, MaxBodyBytes: 64 << 20,
+			PublishTimeout: 5 * time.Second, BatchTimeout: 20 * time.Second, MaxPending: 4096, Readers: 4, DedupeEntries: 262144, MaxBodyBytes: 64 << 20,
 		},
 		"stream":   config.StreamConfig{Name: "SYMPHONY", Subjects: []string{"symphony.>"}, Duplicates: 35 * time.Minute, MaxAge: 7 * 24 * time.Hour, Replicas: 1},
 		"embedded": config.EmbeddedConfig{Dir: "./symbridge-data", Listen: "127.0.0.1:4222"},
@@ -551,6 +552,7 @@ func TestValidate(t *testing.T) {
 		{"publish timeout", []string{"bridge.publishTimeout", "0s"}, "bridge.publishTimeout: must be positive, got 0s"},
 		{"batch timeout", []string{"bridge.batchTimeout", "-1s"}, "bridge.batchTimeout: must be positive"},
 		{"max pending", []string{"bridge.maxPending", "0"}, "bridge.maxPending: must be at least 1, got 0"},
+		{"readers", []string{"bridge.readers", "0"}, "bridge.readers: must be at least 1, got 0"},
 		{"max body", []string{"bridge.maxBodyBytes", "1000"}, "bridge.maxBodyBytes: must be at least 1048576"},
 		{"subject whitespace", []string{"bridge.subject", `"a b"`}, `bridge.subject: must not contain whitespace, got "a b"`},
 		{"dead letter empty token", []string{"bridge.deadLetter", `"a..b"`}, "bridge.deadLetter: must not have empty tokens"},

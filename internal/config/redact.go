@@ -136,6 +136,7 @@ func (c Config) pairs() [][2]string {
 		{"bridge.publishTimeout", c.Bridge.PublishTimeout.String()},
 		{"bridge.batchTimeout", c.Bridge.BatchTimeout.String()},
 		{"bridge.maxPending", fmt.Sprint(c.Bridge.MaxPending)},
+		{"bridge.readers", fmt.Sprint(c.Bridge.Readers)},
 		{"bridge.dedupeEntries", fmt.Sprint(c.Bridge.DedupeEntries)},
 		{"bridge.maxBodyBytes", fmt.Sprint(c.Bridge.MaxBodyBytes)},
 	}...)

@@ -93,6 +93,9 @@ func (c *Config) Validate() error {
 	if c.Bridge.MaxPending < 1 {
 		add("bridge.maxPending: must be at least 1, got %d", c.Bridge.MaxPending)
 	}
+	if c.Bridge.Readers < 1 {
+		add("bridge.readers: must be at least 1, got %d", c.Bridge.Readers)
+	}
 	if c.Bridge.DedupeEntries < 0 {
 		add("bridge.dedupeEntries: must be 0 (disabled) or more, got %d", c.Bridge.DedupeEntries)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/symbridge/symbridge/pkg/symphony"
@@ -16,7 +18,9 @@ import (
 // lives on the Bridge.
 type reader struct {
 	b       *Bridge
+	p       *pool
 	id      int
+	primary bool              // the first reader, which never retires
 	ackID   string            // acknowledges the last batch fully stored
 	backoff *symphony.Backoff // transient read failures
 
@@ -26,16 +30,73 @@ type reader struct {
 	refused  error // set while the Agent refuses reads (slow retry)
 }
 
+// pool owns the readers of one Run: it starts them, and the first fatal
+// error stops them all.
+type pool struct {
+	b      *Bridge
+	max    int
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	active int
+	nextID int
+	err    error
+}
+
+// start adds a reader unless max are running. Each reader is a goroutine
+// owned by the pool (p.wg) and stopped by the pool's context.
+func (p *pool) start(ctx context.Context) {
+	p.mu.Lock()
+	if p.active >= p.max || p.err != nil || ctx.Err() != nil {
+		p.mu.Unlock()
+		return
+	}
+	p.active++
+	id := p.nextID
+	p.nextID++
+	p.mu.Unlock()
+
+	r := &reader{b: p.b, p: p, id: id, primary: id == 0, backoff: symphony.NewBackoff(p.b.cfg.Retry)}
+	p.b.mu.Lock()
+	p.b.readers = append(p.b.readers, r)
+	p.b.mu.Unlock()
+	if id > 0 {
+		p.b.log.Debug("reads come back full: adding a reader", "reader", id)
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		err := r.run(ctx)
+		p.b.mu.Lock()
+		p.b.readers = slices.DeleteFunc(p.b.readers, func(x *reader) bool { return x == r })
+		p.b.mu.Unlock()
+		p.mu.Lock()
+		p.active--
+		if err != nil && p.err == nil {
+			p.err = err
+			p.cancel()
+		}
+		p.mu.Unlock()
+	}()
+}
+
 // Run reads the feed and stores its events until ctx ends (it then returns
-// nil, leaving the batch in hand un-acknowledged: the Agent redelivers it) or
-// until it cannot go on: a fatal read error ([symphony.ClassFatal]) or read
-// retries exhausted (Config.Retry.MaxAttempts). Publish failures never stop
-// it: they are retried or dead-lettered. Run may be called once.
+// nil, leaving the batches in hand un-acknowledged: the Agent redelivers
+// them) or until it cannot go on: a fatal read error ([symphony.ClassFatal])
+// or read retries exhausted (Config.Retry.MaxAttempts). Publish failures
+// never stop it: they are retried or dead-lettered. Run may be called once.
+//
+// Run starts with one reader. When the source allows concurrent reads
+// ([ConcurrentSource]), each read that comes back full (Config.FullRead
+// events) adds a reader, up to Config.Readers; an added reader retires at
+// its first empty read. A quiet feed is so polled by one reader, a busy one
+// by several, each with its own ackId chain: events of different batches
+// are then stored in no particular order (Symphony guarantees none either).
 func (b *Bridge) Run(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	r := &reader{b: b, id: 0, backoff: symphony.NewBackoff(b.cfg.Retry)}
 	notes := make(chan storedNote, hookQueue)
 	b.notes = notes
 	hookDone := make(chan struct{})
@@ -46,12 +107,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	b.mu.Lock()
 	b.running = true
-	b.readers = append(b.readers, r)
 	b.mu.Unlock()
 
-	err := r.run(ctx)
+	runCtx, cancel := context.WithCancel(ctx)
+	p := &pool{b: b, max: 1, cancel: cancel}
+	if cs, ok := b.src.(ConcurrentSource); ok && cs.ConcurrentReads() {
+		p.max = b.cfg.Readers
+	}
+	p.start(runCtx)
+	p.wg.Wait()
+	cancel()
+	err := p.err
 
-	close(notes) // the reader is gone: nothing sends any more
+	close(notes) // the readers are gone: nothing sends any more
 	<-hookDone
 	b.mu.Lock()
 	b.running = false
@@ -84,6 +152,7 @@ func (r *reader) run(ctx context.Context) error {
 
 		// 1. Read.
 		batch, err := r.b.src.Read(ctx, r.ackID)
+		readAt := time.Now()
 
 		// 2. Read failed.
 		if err != nil {
@@ -118,7 +187,19 @@ func (r *reader) run(ctx context.Context) error {
 		r.backoff.Reset()
 		r.setHealthy()
 		if len(batch.Events) > 0 {
+			r.b.stats.latency.observe(time.Since(readAt))
 			log.Debug("batch stored", "events", len(batch.Events), "feed", batch.FeedID)
+		}
+
+		// 5. Adapt: a full read says events are waiting, so another reader
+		// helps; an added reader whose read came back empty holds nothing
+		// un-acknowledged (the read acknowledged its last batch) and retires.
+		switch {
+		case len(batch.Events) >= r.b.cfg.FullRead:
+			r.p.start(ctx)
+		case len(batch.Events) == 0 && !r.primary:
+			log.Debug("feed drained: reader retires")
+			return nil
 		}
 	}
 }

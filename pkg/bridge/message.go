@@ -75,38 +75,80 @@ const (
 // BuildMsg is pure and cheap; it does not validate ev (callers dead-letter
 // events whose Err is set instead).
 func BuildMsg(ev *symphony.Event, subject, pod, source string) *nats.Msg {
+	return newMsgBuilder(pod, source).build(ev, subject)
+}
+
+// msgBuilder builds the messages of one pod and source: the header values
+// that depend only on them are encoded once, not per event.
+type msgBuilder struct {
+	pod, source, ceSource string // header-encoded
+}
+
+func newMsgBuilder(pod, source string) *msgBuilder {
+	return &msgBuilder{pod: cleanHeader(pod), source: cleanHeader(source), ceSource: ceEncode(CESource(pod))}
+}
+
+// msgHeaders is the most headers BuildMsg sets.
+const msgHeaders = 15
+
+func (mb *msgBuilder) build(ev *symphony.Event, subject string) *nats.Msg {
 	id := symphony.MsgID(ev)
-	h := make(nats.Header, 16)
-	h[jetstream.MsgIDHeader] = []string{id}
-	if ev.ID != "" {
-		h[HeaderEventID] = []string{cleanHeader(ev.ID)}
+	h := make(nats.Header, msgHeaders)
+	// One backing array for every header's value slice instead of one
+	// allocation per header.
+	vals := make([]string, 0, msgHeaders)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	h[HeaderEventType] = []string{cleanHeader(ev.Type)}
+	set(jetstream.MsgIDHeader, id)
+	if ev.ID != "" {
+		set(HeaderEventID, cleanHeader(ev.ID))
+	}
+	set(HeaderEventType, cleanHeader(ev.Type))
 	if ev.HasStream && ev.StreamID != "" {
-		h[HeaderStreamID] = []string{cleanHeader(ev.StreamID)}
+		set(HeaderStreamID, cleanHeader(ev.StreamID))
 	}
 	if ev.StreamType != "" {
-		h[HeaderStreamType] = []string{cleanHeader(ev.StreamType)}
+		set(HeaderStreamType, cleanHeader(ev.StreamType))
 	}
 	if ev.Timestamp != 0 {
-		h[HeaderTimestamp] = []string{strconv.FormatInt(ev.Timestamp, 10)}
+		set(HeaderTimestamp, strconv.FormatInt(ev.Timestamp, 10))
 	}
-	h[HeaderPod] = []string{cleanHeader(pod)}
-	if source != "" {
-		h[HeaderSource] = []string{cleanHeader(source)}
+	set(HeaderPod, mb.pod)
+	if mb.source != "" {
+		set(HeaderSource, mb.source)
 	}
 
-	h[HeaderCESpecVersion] = []string{"1.0"}
-	h[HeaderCEID] = []string{ceEncode(id)}
-	h[HeaderCESource] = []string{ceEncode(CESource(pod))}
-	h[HeaderCEType] = []string{ceEncode(CEType(ev.Type))}
+	set(HeaderCESpecVersion, "1.0")
+	set(HeaderCEID, ceEncode(id))
+	set(HeaderCESource, mb.ceSource)
+	set(HeaderCEType, ceTypeHeader(ev.Type))
 	if ev.Timestamp != 0 {
-		h[HeaderCETime] = []string{time.UnixMilli(ev.Timestamp).UTC().Format(ceTimeLayout)}
+		var buf [len(ceTimeLayout) + 8]byte
+		set(HeaderCETime, string(time.UnixMilli(ev.Timestamp).UTC().AppendFormat(buf[:0], ceTimeLayout)))
 	}
-	h[HeaderCEDataContentType] = []string{contentTypeJSON}
-	h[HeaderContentType] = []string{contentTypeJSON}
+	set(HeaderCEDataContentType, contentTypeJSON)
+	set(HeaderContentType, contentTypeJSON)
 	return &nats.Msg{Subject: subject, Header: h, Data: ev.Raw}
 }
+
+// ceTypeHeader is the encoded ce-type of an event type, precomputed for the
+// known types.
+func ceTypeHeader(eventType string) string {
+	if v, ok := knownCETypes[eventType]; ok {
+		return v
+	}
+	return ceEncode(CEType(eventType))
+}
+
+var knownCETypes = func() map[string]string {
+	m := make(map[string]string)
+	for _, t := range symphony.KnownTypes() {
+		m[t] = ceEncode(CEType(t))
+	}
+	return m
+}()
 
 // CESource is the ce-source of the pod's events, before header encoding.
 func CESource(pod string) string { return CESourceScheme + url.PathEscape(pod) }
@@ -116,20 +158,26 @@ func CEType(eventType string) string { return CETypePrefix + strings.ToLower(eve
 
 // ceEncode percent-encodes a CloudEvents attribute value for a NATS header:
 // space, '"', '%' and every byte outside printable ASCII, upper-case hex.
-func ceEncode(s string) string {
-	return percentEncode(s, func(c byte) bool { return c <= ' ' || c == '"' || c == '%' || c >= 0x7f })
-}
+func ceEncode(s string) string { return percentEncode(s, &ceEscape) }
 
 // cleanHeader percent-encodes control characters (CR and LF would end the
 // header block) and leaves everything else, including UTF-8, as it is.
-func cleanHeader(s string) string {
-	return percentEncode(s, func(c byte) bool { return c < ' ' || c == 0x7f })
-}
+func cleanHeader(s string) string { return percentEncode(s, &headerEscape) }
 
-func percentEncode(s string, escape func(byte) bool) string {
+// The bytes ceEncode and cleanHeader escape (tables: they run on every
+// header value of every message).
+var ceEscape, headerEscape = func() (ce, hdr [256]bool) {
+	for c := range 256 {
+		ce[c] = c <= ' ' || c == '"' || c == '%' || c >= 0x7f
+		hdr[c] = c < ' ' || c == 0x7f
+	}
+	return ce, hdr
+}()
+
+func percentEncode(s string, escape *[256]bool) string {
 	n := 0
 	for i := 0; i < len(s); i++ {
-		if escape(s[i]) {
+		if escape[s[i]] {
 			n++
 		}
 	}
@@ -141,7 +189,7 @@ func percentEncode(s string, escape func(byte) bool) string {
 	b.Grow(len(s) + 2*n)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if escape(c) {
+		if escape[c] {
 			b.WriteByte('%')
 			b.WriteByte(hex[c>>4])
 			b.WriteByte(hex[c&0xf])

@@ -32,6 +32,7 @@ type item struct {
 	dead    bool      // msg is a dead letter
 	reason  string    // why it is a dead letter
 	shrink  uint      // halvings of the dead-letter size budget after size rejections
+	sent    bool      // msg was published once: publish a copy from now on
 }
 
 // ErrPermanent is wrapped by publish errors that retrying cannot fix; the
@@ -89,15 +90,17 @@ func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, events []symp
 func (b *Bridge) prepare(ctx context.Context, events []symphony.Event) ([]*item, []string) {
 	items := make([]*item, 0, len(events))
 	done := make([]string, 0, len(events))
+	all := make([]item, len(events)) // one allocation for the batch
 	for i := range events {
 		ev := &events[i]
-		it := &item{ev: ev}
+		it := &all[i]
+		it.ev = ev
 		if ev.Err != nil {
 			b.toDeadLetter(ctx, it, ev.Err.Error())
 		} else {
 			v := subjects.FromEvent(ev, b.cfg.Pod, b.cfg.Source)
 			it.subject = b.cfg.Subject.Subject(&v)
-			it.msg = BuildMsg(ev, it.subject, b.cfg.Pod, b.cfg.Source)
+			it.msg = b.msgs.build(ev, it.subject)
 			it.msgID = it.msg.Header.Get(jetstream.MsgIDHeader)
 		}
 		if b.cfg.Dedupe != nil && b.cfg.Dedupe.Seen(it.msgID) {
@@ -120,9 +123,16 @@ func (b *Bridge) publishRound(ctx context.Context, log *slog.Logger, items []*it
 		futures := make([]jetstream.PubAckFuture, len(chunk))
 		errs := make([]error, len(chunk))
 		for i, it := range chunk {
-			// A fresh copy per attempt: the client may still read the
-			// previous attempt's message (its own no-responders retry).
-			futures[i], errs[i] = b.js.PublishMsgAsync(copyMsg(it.msg), jetstream.WithMsgID(it.msgID))
+			// A fresh copy for every attempt after the first: the client
+			// may still read the previous attempt's message (its own
+			// no-responders retry). The message carries its Nats-Msg-Id
+			// header already (BuildMsg, toDeadLetter).
+			m := it.msg
+			if it.sent {
+				m = copyMsg(m)
+			}
+			it.sent = true
+			futures[i], errs[i] = b.js.PublishMsgAsync(m)
 		}
 
 		guard := make(chan struct{})
@@ -279,6 +289,7 @@ func (b *Bridge) toDeadLetter(ctx context.Context, it *item, reason string) {
 		h[HeaderContentType] = []string{contentTypeJSON}
 	}
 	it.msg = &nats.Msg{Subject: subject, Header: h, Data: payload}
+	it.sent = false
 }
 
 // deadLetterLimit is the size a dead letter must fit in: Config.MaxMsgBytes,

@@ -22,7 +22,8 @@ const maxJSONDepth = 10000
 // [decodeAroundDeepEvents]) and comes back as an Event with Err and its Raw
 // bytes, which the bridge dead-letters; the rest of the batch decodes.
 func decodeBatch(op string, resp response, array bool) (Batch, error) {
-	decode, elemDepth := DecodeEventList, 2 // {"events":[ <event> ...
+	// The body is ours (read into a fresh buffer): events may point into it.
+	decode, elemDepth := decodeEventListOwned, 2 // {"events":[ <event> ...
 	if array {
 		decode, elemDepth = DecodeEventArray, 1 // [ <event> ...
 	}

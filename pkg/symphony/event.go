@@ -309,7 +309,18 @@ var ErrBadResponse = errors.New("unparsable response from the Agent")
 // A body that is not such an object is an error wrapping [ErrBadResponse];
 // single events that cannot be routed come back with their Err set.
 func DecodeEventList(body []byte) (Batch, error) {
-	if b, ok := decodeEventListFast(body); ok {
+	return decodeEventList(body, false)
+}
+
+// decodeEventListOwned is DecodeEventList for a body nobody else holds or
+// will reuse (the client's freshly read answer): the events' Raw point into
+// it instead of into a copy.
+func decodeEventListOwned(body []byte) (Batch, error) {
+	return decodeEventList(body, true)
+}
+
+func decodeEventList(body []byte, owned bool) (Batch, error) {
+	if b, ok := decodeEventListFast(body, owned); ok {
 		return b, nil
 	}
 	var w wireEventList
@@ -681,9 +692,13 @@ func once(seen *uint16, bit uint16) bool {
 // decodeEventListFast is DecodeEventList's fast path: ok false declines.
 //
 // Events' Raw slices point into one copy of the body (one allocation
-// instead of one per event), so they survive the caller reusing its buffer.
-func decodeEventListFast(body []byte) (Batch, bool) {
-	s := scanner{b: bytes.Clone(body)}
+// instead of one per event), so they survive the caller reusing its buffer;
+// into the body itself when the caller owns it.
+func decodeEventListFast(body []byte, owned bool) (Batch, bool) {
+	if !owned {
+		body = bytes.Clone(body)
+	}
+	s := scanner{b: body}
 	s.ws()
 	if !s.enter('{') {
 		return Batch{}, false

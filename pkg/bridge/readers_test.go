@@ -1,0 +1,150 @@
+package bridge_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/symbridge/symbridge/internal/natstest"
+	"github.com/symbridge/symbridge/pkg/bridge"
+	"github.com/symbridge/symbridge/pkg/subjects"
+	"github.com/symbridge/symbridge/pkg/symphony"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
+)
+
+// TestConcurrentReaders runs the bridge on the simulator's datafeed v2 with
+// up to 3 readers: a quiet feed is polled by one reader; a backlog of full
+// reads adds readers; every batch is acknowledged only once all its events
+// (and every batch acknowledged before it) are in the stream; every event is
+// stored exactly once; and once the feed is drained the added readers
+// retire.
+func TestConcurrentReaders(t *testing.T) {
+	const events, maxBatch = 600, 10
+	srv := natstest.RunServer(t)
+	js := natstest.JetStream(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: testStream, Subjects: []string{"symphony.>"}, Duplicates: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	agent := symphonytest.New(symphonytest.Config{Username: "bot", MaxBatch: maxBatch, LongPoll: 200 * time.Millisecond})
+	t.Cleanup(agent.Close)
+	url := agent.Start()
+
+	var mu sync.Mutex
+	var acked int64
+	var violation error
+	agent.OnAck(func(_ string, evs [][]byte) {
+		// Runs before the acknowledging read goes on. Serialised, so that
+		// every batch counted in acked had its ack sent before Info.
+		mu.Lock()
+		defer mu.Unlock()
+		acked += int64(len(evs))
+		info, err := stream.Info(context.Background())
+		switch {
+		case err != nil && violation == nil:
+			violation = err
+		case err == nil && int64(info.State.Msgs) < acked && violation == nil:
+			violation = fmt.Errorf("acknowledged %d events with %d stored", acked, info.State.Msgs)
+		}
+	})
+
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := symphony.NewClient(symphony.ClientConfig{
+		PodURL: url, AgentURL: url, KeyManagerURL: url, Username: "bot",
+		PrivateKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := symphony.NewDatafeedV2(client, symphony.DatafeedOptions{})
+	if _, err := feed.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := subjects.Compile(subjects.DefaultTemplate)
+	dead, _ := subjects.Compile("symphony.{pod}._invalid")
+	bjs, err := bridge.NewJetStream(natstest.Connect(t, srv), bridge.JetStreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bridge.New(bridge.Config{Pod: testPod, Source: bridge.SourceDatafeed, Subject: subj, DeadLetter: dead,
+		Readers: 3, FullRead: maxBatch}, feed, bjs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	// Quiet: one reader, long-polling.
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if n := agent.Feeds()[0].Readers; n != 1 {
+			return fmt.Errorf("%d reads in progress", n)
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // a long poll comes back empty meanwhile
+	if n := b.Readers(); n != 1 {
+		t.Fatalf("%d readers on a quiet feed, want 1", n)
+	}
+
+	// A backlog of full reads.
+	gen := symphonytest.NewGenerator(symphonytest.GeneratorConfig{Seed: 3})
+	agent.Emit(gen.Mix(events)...)
+	peak := 0
+	natstest.WaitFor(t, 30*time.Second, func() error {
+		peak = max(peak, b.Readers())
+		if st := b.Stats(); st.Stored() < events {
+			return fmt.Errorf("%d of %d stored", st.Stored(), events)
+		}
+		return nil
+	})
+	if peak < 2 {
+		t.Errorf("at most %d reader(s) during a backlog of full reads, want more", peak)
+	}
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if n := b.Readers(); n != 1 {
+			return fmt.Errorf("%d readers after the feed drained, want 1", n)
+		}
+		return nil
+	})
+
+	mu.Lock()
+	defer mu.Unlock()
+	if violation != nil {
+		t.Error(violation)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := b.Stats()
+	if info.State.Msgs != events || st.Published != events || st.DeadLettered != 0 {
+		t.Errorf("stream holds %d, stats %+v; want %d published, each once", info.State.Msgs, st, events)
+	}
+	if as := agent.Stats(); as.EventsAcked != events || as.Redeliveries != 0 {
+		t.Errorf("Agent: %d events acked, %d redelivered; want %d and 0", as.EventsAcked, as.Redeliveries, events)
+	}
+	if p50, p99 := b.BatchLatency(0.5), b.BatchLatency(0.99); p50 <= 0 || p99 < p50 {
+		t.Errorf("batch latency p50 %s p99 %s", p50, p99)
+	}
+}

@@ -1,0 +1,265 @@
+// Command bench measures symbridge against the raw JetStream ceiling, in one
+// run on one machine, and writes the table to BENCHMARKS.md:
+//
+//  1. raw: nats.go PublishMsgAsync straight to JetStream, in batches of
+//     -batch, waiting for every publish-ack of a batch before the next one
+//     (the shape of one bridge reader; no HTTP, no decoding);
+//  2. naive: one synchronous PublishMsg per event, as a BDK listener would;
+//  3. symbridge: the `symbridge run` binary with its default configuration
+//     (only nats.url, the simulator's endpoints and credentials and the
+//     stream name set) reading a datafeed v2 from the Agent simulator, which
+//     serves the pre-generated events over HTTP, acks included.
+//
+// Each measurement is a process of its own against one external
+// nats-server and stores the same N messages, byte for byte (payload,
+// subject, headers, Msg-Id), into a fresh stream, which is then checked
+// message by message (exactly N, each one the expected message, no
+// duplicate) and deleted.
+//
+//	go run ./test/bench                      # 200 000 events, writes BENCHMARKS.md
+//	go run ./test/bench -events 20000 -out - # CI size, well under a minute
+//
+// Without -nats-url it builds nats-server from the module once and runs it
+// on a free loopback port with a temporary store.
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	events, batch, size int
+	natsURL, out        string
+	seed                int64
+	skipNaive           bool
+	symbridge           string // prebuilt binary; "" builds ./cmd/symbridge
+	perf                bool   // record a perf profile of the bridge process
+	keep                bool   // keep the temporary directory
+	readers             int    // bridge.readers for symbridge; 0 = the default
+	bridgeEnv           string // extra KEY=VALUE for the symbridge process (exploring)
+	repeat              int    // raw and symbridge measured this many times, alternately
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Child roles (raw, naive) are this binary re-executed.
+	if len(os.Args) > 1 && os.Args[1] == "child" {
+		if err := runChild(ctx, os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	fs.IntVar(&o.events, "events", 200000, "events per measurement")
+	fs.IntVar(&o.batch, "batch", 100, "events per read (the simulator's batch) and per raw async batch")
+	fs.IntVar(&o.size, "size", 1024, "event size in bytes (shorter generated events are padded)")
+	fs.StringVar(&o.natsURL, "nats-url", "", "external nats-server with JetStream (default: build and start one)")
+	fs.StringVar(&o.out, "out", "BENCHMARKS.md", `file to write the results table into ("-": stdout only)`)
+	fs.Int64Var(&o.seed, "seed", 1, "event generator seed")
+	fs.IntVar(&o.repeat, "repeat", 1, "measure raw and symbridge this many times, alternately, and report the medians (the machine's load drifts)")
+	fs.BoolVar(&o.skipNaive, "skip-naive", false, "skip the synchronous measurement (long runs)")
+	fs.StringVar(&o.symbridge, "symbridge", "", "prebuilt symbridge binary (default: go build ./cmd/symbridge)")
+	fs.BoolVar(&o.perf, "perf", false, "record `perf` CPU samples of the bridge process during the symbridge run")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, perf data)")
+	fs.StringVar(&o.bridgeEnv, "bridge-env", "", "extra KEY=VALUE[,KEY=VALUE] in symbridge's environment, e.g. GOGC=400,GOMEMLIMIT=56MiB (exploring, not for the table)")
+	fs.IntVar(&o.readers, "readers", 0, "set bridge.readers (default: symbridge's default; for exploring, not for the table)")
+	_ = fs.Parse(os.Args[1:])
+	if err := run(ctx, o, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, args []string) error {
+	if o.events < o.batch || o.batch < 1 || o.size < 64 {
+		return errors.New("need -events >= -batch >= 1 and -size >= 64")
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "symbridge-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "bench: keeping", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+
+	logf("building symbridge")
+	bin := o.symbridge
+	if bin == "" {
+		bin = filepath.Join(tmp, "symbridge")
+		if err := goBuild(ctx, root, bin, "./cmd/symbridge"); err != nil {
+			return err
+		}
+	}
+	natsURL := o.natsURL
+	var srv *natsServer
+	if natsURL == "" {
+		logf("building and starting nats-server")
+		if srv, err = startNATS(ctx, root, tmp); err != nil {
+			return err
+		}
+		defer srv.stop()
+		natsURL = srv.url
+	}
+
+	logf("generating %d events of about %d bytes", o.events, o.size)
+	w, err := newWorkload(o, tmp, natsURL)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+
+	byName := map[string][]result{}
+	measure := func(name string, fn func() (result, error)) error {
+		if err := w.resetStream(ctx, w.streamName(name)); err != nil {
+			return err
+		}
+		logf("measuring %s", name)
+		r, err := fn()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := w.verify(ctx, w.streamName(name)); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := w.deleteStream(ctx, w.streamName(name)); err != nil {
+			return err
+		}
+		r.Name = name
+		logf("%s: %.0f events/s, batch p50 %s p99 %s, CPU %.2f us/event, peak RSS %.1f MiB",
+			name, r.Rate(), r.P50, r.P99, r.CPUPerEvent(), float64(r.PeakRSS)/(1<<20))
+		byName[name] = append(byName[name], r)
+		return nil
+	}
+	for k := range max(o.repeat, 1) {
+		if err := measure("raw", func() (result, error) { return w.runChildRole(ctx, "raw") }); err != nil {
+			return err
+		}
+		if !o.skipNaive && k == 0 {
+			if err := measure("naive", func() (result, error) { return w.runChildRole(ctx, "naive") }); err != nil {
+				return err
+			}
+		}
+		if err := measure("symbridge", func() (result, error) { return w.runBridge(ctx, bin) }); err != nil {
+			return err
+		}
+	}
+	var results []result
+	var pairs []float64 // symbridge / raw of each repetition
+	for i := range byName["symbridge"] {
+		pairs = append(pairs, byName["symbridge"][i].Rate()/byName["raw"][i].Rate())
+	}
+	for _, name := range []string{"raw", "naive", "symbridge"} {
+		if rs := byName[name]; len(rs) > 0 {
+			results = append(results, median(rs))
+		}
+	}
+
+	rep := report{Opts: o, Args: args, Results: results, Pairs: pairs, MeanSize: w.meanSize, When: time.Now().UTC()}
+	if srv != nil {
+		rep.Server = srv.version
+	}
+	table := rep.markdown()
+	fmt.Println(table)
+	if o.out != "-" {
+		if err := rep.writeFile(filepath.Join(mustWD(), o.out)); err != nil {
+			return err
+		}
+		logf("wrote %s", o.out)
+	}
+	return nil
+}
+
+// median returns the run with the median rate; with several runs its note
+// gives the range.
+func median(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.Rate(), b.Rate()) })
+	m := s[len(s)/2]
+	if len(s) > 1 {
+		r := fmt.Sprintf("median of %d runs (%.0f to %.0f events/s)", len(s), s[0].Rate(), s[len(s)-1].Rate())
+		if m.Note != "" {
+			r += "; " + m.Note
+		}
+		m.Note = r
+	}
+	return m
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+func mustWD() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	return wd
+}
+
+// moduleRoot walks up from the working directory to go.mod.
+func moduleRoot() (string, error) {
+	dir := mustWD()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory: run from the repository")
+		}
+		dir = parent
+	}
+}
+
+// result is one measurement. Children print it as JSON.
+type result struct {
+	Name    string        `json:"name"`
+	Events  int           `json:"events"`
+	Elapsed time.Duration `json:"elapsed"`
+	CPU     time.Duration `json:"cpu"`      // user+system of the measured process over the window
+	PeakRSS int64         `json:"peak_rss"` // VmHWM, bytes
+	P50     time.Duration `json:"p50"`
+	P99     time.Duration `json:"p99"`
+	Batches int           `json:"batches"`
+	Note    string        `json:"note,omitempty"`
+}
+
+func (r result) Rate() float64 { return float64(r.Events) / r.Elapsed.Seconds() }
+func (r result) CPUPerEvent() float64 {
+	return float64(r.CPU.Nanoseconds()) / 1e3 / float64(r.Events)
+}
+
+func decodeResult(rd io.Reader) (result, error) {
+	var r result
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(string(b))), &r); err != nil {
+		return r, fmt.Errorf("child result %q: %w", b, err)
+	}
+	return r, nil
+}
