@@ -145,12 +145,21 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 			"duplicates", got.Duplicates, "recommended", DefaultDuplicates)
 	}
 	if got.Replicas != cfg.Replicas || got.Storage != cfg.Storage || got.MaxAge != cfg.MaxAge ||
-		got.Duplicates != cfg.Duplicates || got.MaxMsgSize != cfg.MaxMsgSize {
+		got.Duplicates != cfg.Duplicates || !sameMsgSizeLimit(got.MaxMsgSize, cfg.MaxMsgSize) {
 		log.Info("using the existing stream; its settings differ from the configuration and are left unchanged",
 			"replicas", got.Replicas, "storage", got.Storage.String(), "max_age", got.MaxAge,
 			"duplicates", got.Duplicates, "max_msg_size", got.MaxMsgSize)
 	}
 	return s, nil
+}
+
+// sameMsgSizeLimit compares message size limits where 0 (server default) and
+// any negative value (the server reports -1) both mean "no limit of the stream's own".
+func sameMsgSizeLimit(a, b int32) bool {
+	if a <= 0 && b <= 0 {
+		return true
+	}
+	return a == b
 }
 
 // uncovered returns the filters in must that no subject of the stream covers.
