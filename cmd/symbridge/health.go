@@ -10,14 +10,15 @@ import (
 	"time"
 )
 
-// healthServer serves /healthz (the process is alive) and /readyz (NATS
-// connected and the read loop healthy; 503 with the reason otherwise).
+// healthServer serves /healthz (the process is alive), /readyz (NATS
+// connected and the read loop healthy; 503 with the reason otherwise) and
+// /metrics (Prometheus).
 type healthServer struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-func startHealth(listen string, ready func() error, logger *slog.Logger) (*healthServer, error) {
+func startHealth(listen string, ready func() error, metrics http.Handler, logger *slog.Logger) (*healthServer, error) {
 	if listen == "" {
 		return nil, nil
 	}
@@ -37,6 +38,9 @@ func startHealth(listen string, ready func() error, logger *slog.Logger) (*healt
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	h := &healthServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go func() { // owned by h: Close stops it
 		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

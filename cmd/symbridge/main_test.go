@@ -291,6 +291,17 @@ func TestRunBridgesAndStopsMidLongPoll(t *testing.T) {
 	if code, _ := get(t, "http://"+addr+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d", code)
 	}
+	if code, body := get(t, "http://"+addr+"/metrics"); code != http.StatusOK {
+		t.Errorf("/metrics: %d", code)
+	} else {
+		// Values of the publish counters depend on timing (a late ack is
+		// retried and counted as a duplicate); their presence does not.
+		for _, m := range []string{"symbridge_events_published_total ", "symbridge_events_duplicate_total ", "symbridge_ready 1\n", "symbridge_nats_connected 1\n", "symbridge_build_info{"} {
+			if !strings.Contains(body, m) {
+				t.Errorf("/metrics lacks %q:\n%s", m, body)
+			}
+		}
+	}
 
 	// Everything acknowledged and the next read held by the Agent: the
 	// bridge is in the middle of a 30 s long poll.

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/symbridge/symbridge/internal/config"
 	"github.com/symbridge/symbridge/internal/dedupe"
@@ -143,7 +144,8 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if hooks.onStored != nil {
 		b.OnStored(hooks.onStored)
 	}
-	hs, err := startHealth(cfg.HTTP.Listen, b.Ready, logger)
+	reg := newMetrics(b, nc, cfg.Bridge.Source)
+	hs, err := startHealth(cfg.HTTP.Listen, b.Ready, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), logger)
 	if err != nil {
 		return err
 	}
