@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -93,6 +94,16 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if err != nil {
 		return usageError{err}
 	}
+	// Health endpoints come up first, so that a bridge waiting for NATS or
+	// for the Agent at start-up is alive (/healthz) and says why it is not
+	// ready (/readyz) instead of being invisible.
+	life := &lifecycle{}
+	life.setStep("connecting to NATS")
+	hs, err := startHealth(cfg.HTTP.Listen, life.ready, life, logger)
+	if err != nil {
+		return err
+	}
+	defer hs.Close()
 	nc, err := bridge.Connect(ctx, bridge.NATSConfig{URL: natsURL, Name: "symbridge", Options: natsOpts}, logger)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
@@ -107,8 +118,15 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		Duplicates: cfg.NATS.Stream.Duplicates, MaxAge: cfg.NATS.Stream.MaxAge,
 		Replicas: cfg.NATS.Stream.Replicas, MaxMsgSize: cfg.NATS.Stream.MaxMsgSize,
 	}
+	if err := streamCfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	life.setStep("creating or checking the stream")
 	if err := retryStartup(ctx, logger, "stream", func(ctx context.Context) error {
 		_, err := bridge.EnsureStream(ctx, js, streamCfg, []string{subj.Filter(), dead.Filter()}, logger)
+		if permanentStreamError(err) {
+			return permanent{err}
+		}
 		return err
 	}); err != nil {
 		return err
@@ -118,9 +136,11 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if err != nil {
 		return usageError{err}
 	}
+	life.setStep("authenticating")
 	if err := retryStartup(ctx, logger, "authenticate", client.Authenticate); err != nil {
 		return err
 	}
+	life.setStep("opening the feed")
 	src, err := openSource(ctx, cfg, client, logger)
 	if err != nil {
 		return err
@@ -144,12 +164,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if hooks.onStored != nil {
 		b.OnStored(hooks.onStored)
 	}
-	reg := newMetrics(b, nc, cfg.Bridge.Source)
-	hs, err := startHealth(cfg.HTTP.Listen, b.Ready, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), logger)
-	if err != nil {
-		return err
-	}
-	defer hs.Close()
+	life.running(b, promhttp.HandlerFor(newMetrics(b, nc, cfg.Bridge.Source), promhttp.HandlerOpts{}))
 	err = b.Run(ctx)
 	st := b.Stats()
 	logger.Info("symbridge stopped", "stats", fmt.Sprintf("%+v", st),
@@ -258,6 +273,10 @@ func retryStartup(ctx context.Context, logger *slog.Logger, what string, fn func
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		var perm permanent
+		if errors.As(err, &perm) {
+			return fmt.Errorf("%s: %w", what, perm.err)
+		}
 		if symphony.Classify(err) == symphony.ClassFatal {
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -269,4 +288,25 @@ func retryStartup(ctx context.Context, logger *slog.Logger, what string, fn func
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
+}
+
+// permanent marks a start-up error that retrying cannot mend.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// permanentStreamError: a stream that does not capture our subjects, or a
+// request JetStream refuses as invalid (overlapping subjects, more replicas
+// than servers, ...), needs an operator, not a retry. Unavailability
+// (timeouts, no responders, 503 insufficient resources) is retried.
+func permanentStreamError(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, bridge.ErrStreamCoverage) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == http.StatusBadRequest
 }
