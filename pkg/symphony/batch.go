@@ -87,11 +87,14 @@ type span struct{ start, end int }
 // deepElements returns the arrays and objects that open inside a container
 // at elemDepth and reach beyond maxJSONDepth levels (counted from the
 // document's top, as encoding/json counts). It follows only strings and
-// brackets, iteratively: any depth costs one int, not a stack frame. The
-// result means something only for a body that is valid JSON apart from
-// its depth; the caller has encoding/json check the rest.
+// brackets, iteratively: any depth costs one byte of the closer stack, not a
+// stack frame. Mismatched brackets (`{ ... ]`) make it return nil, so a
+// broken element can never be passed off as a merely deep one. The result
+// means something only for a body that is valid JSON apart from its depth;
+// the caller has encoding/json check the rest.
 func deepElements(body []byte, elemDepth int) []span {
 	var spans []span
+	var closers []byte // the closer each open bracket expects
 	depth, start, deepest := 0, -1, 0
 	inString, escaped := false, false
 	for i, c := range body {
@@ -115,11 +118,13 @@ func deepElements(body []byte, elemDepth int) []span {
 			}
 			depth++
 			deepest = max(deepest, depth)
+			closers = append(closers, c+2) // '[' -> ']', '{' -> '}'
 		case ']', '}':
 			depth--
-			if depth < 0 {
+			if depth < 0 || closers[depth] != c {
 				return nil
 			}
+			closers = closers[:depth]
 			if depth == elemDepth && start >= 0 {
 				if deepest > maxJSONDepth {
 					spans = append(spans, span{start, i + 1})

@@ -122,9 +122,12 @@ func checkDecodeBatch(t *testing.T, body []byte) {
 			t.Fatalf("event %d %.80q is not in the body after offset %d", i, ev.Raw, off)
 		}
 		off += k + len(ev.Raw)
-		if json.Unmarshal(ev.Raw, new(any)) != nil && strings.Contains(string(ev.Raw), strings.Repeat("[", maxJSONDepth-2)) {
+		// An element set apart for its depth inside the body can be
+		// shallow enough on its own (the body adds two levels): it then
+		// decodes like any event. Only one still too deep alone must carry Err.
+		if strings.Contains(string(ev.Raw), strings.Repeat("[", maxJSONDepth-12)) {
 			deep++
-			if !errors.Is(ev.Err, ErrInvalidEvent) {
+			if json.Unmarshal(ev.Raw, new(any)) != nil && !errors.Is(ev.Err, ErrInvalidEvent) {
 				t.Fatalf("event %d is too deep but has no Err", i)
 			}
 		}
