@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/symbridge/symbridge/internal/testshared"
+
 	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/pkg/symphony"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
@@ -71,20 +73,7 @@ func (b *syncBuffer) String() string {
 
 func specDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "symphony-api-spec")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
+	return testshared.Path(t, "symphony-api-spec")
 }
 
 // newAgent starts a simulated Agent over plain HTTP, behind the OpenAPI

@@ -3,10 +3,11 @@ package config_test
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/symbridge/symbridge/internal/testshared"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -18,25 +19,7 @@ import (
 // repository (the samples are never copied into it).
 func samplesDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("%s is not present in this checkout", shared)
-	}
-	return filepath.Join(shared, "symphony-samples", "bdk-java")
+	return testshared.Path(t, "symphony-samples", "bdk-java")
 }
 
 func TestBDKSampleConfig(t *testing.T) {

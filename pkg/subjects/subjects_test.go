@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/symbridge/symbridge/internal/testshared"
+
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
 
@@ -371,25 +373,7 @@ func BenchmarkSubject(b *testing.B) {
 // samplesDir returns ../shared/symphony-samples beside the repository.
 func samplesDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	samples := filepath.Join(dir, "..", "shared", "symphony-samples")
-	if _, err := os.Stat(samples); err != nil {
-		t.Fatalf("Symphony samples missing (expected ../shared beside the repository): %v", err)
-	}
-	return samples
+	return testshared.Path(t, "symphony-samples")
 }
 
 // sampleEvents decodes every event of the JSON samples.

@@ -10,12 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/symbridge/symbridge/internal/testshared"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -309,25 +309,7 @@ func writeRaw(w http.ResponseWriter, status int, body string) {
 // specs). Its absence fails the test: CI always has it.
 func sharedDir(t *testing.T, parts ...string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(append([]string{dir, "..", "shared"}, parts...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("reference file missing (../shared beside the repository): %v", err)
-	}
-	return p
+	return testshared.Path(t, parts...)
 }
 
 // within fails the test if f does not return within d.

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/symbridge/symbridge/internal/testshared"
 )
 
 // samplesRoot returns ../shared/symphony-samples beside the repository. The
@@ -17,25 +19,7 @@ import (
 // beside the clone, so a missing directory fails the test.
 func samplesRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	root := filepath.Join(dir, "..", "shared", "symphony-samples")
-	if _, err := os.Stat(root); err != nil {
-		t.Fatalf("Symphony samples missing (expected ../shared beside the repository): %v", err)
-	}
-	return root
+	return testshared.Path(t, "symphony-samples")
 }
 
 func readSample(t testing.TB, name string) []byte {

@@ -11,13 +11,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/symbridge/symbridge/internal/testshared"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,20 +69,7 @@ func key(t testing.TB) (*rsa.PrivateKey, []byte) {
 // specDir is ../shared/symphony-api-spec relative to the repository root.
 func specDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "symphony-api-spec")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
+	return testshared.Path(t, "symphony-api-spec")
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.

@@ -8,11 +8,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/symbridge/symbridge/internal/testshared"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -55,28 +55,17 @@ func loginJWT(t testing.TB, key *rsa.PrivateKey, sub string, exp time.Duration) 
 // repoRoot walks up from the package directory to go.mod.
 func repoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
+	return testshared.RepoRoot(t)
 }
 
 func specDir(t testing.TB) string {
-	return filepath.Join(repoRoot(t), "..", "shared", "symphony-api-spec")
+	t.Helper()
+	return testshared.Path(t, "symphony-api-spec")
 }
 
 func samplesDir(t testing.TB) string {
-	return filepath.Join(repoRoot(t), "..", "shared", "symphony-samples")
+	t.Helper()
+	return testshared.Path(t, "symphony-samples")
 }
 
 // sim is an Agent served over real HTTP behind the OpenAPI validator.

@@ -1,0 +1,45 @@
+// Package testshared finds, for tests, the reference material kept beside
+// the repository in ../shared (the official OpenAPI files and real JSON
+// samples). It is never copied into the repository. CI always has it, so
+// under CI (CI set in the environment) its absence fails the test; on a
+// developer's machine without it, tests that need it are skipped with a
+// message saying so.
+package testshared
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// RepoRoot is the directory holding go.mod above the test's directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// Path returns ../shared/<parts...> beside the repository.
+func Path(t testing.TB, parts ...string) string {
+	t.Helper()
+	p := filepath.Join(append([]string{RepoRoot(t), "..", "shared"}, parts...)...)
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("reference material missing (../shared beside the repository): %v", err)
+		}
+		t.Skipf("reference material not present (../shared beside the repository): %v", err)
+	}
+	return p
+}
