@@ -51,7 +51,15 @@ func cmdRun(ctx context.Context, args []string, environ []string, stdout, stderr
 	if err != nil {
 		return usageError{err}
 	}
-	return runBridge(ctx, cfg, logger, runHooks{})
+	defer tuneGC(environ, cfg)()
+	err = runBridge(ctx, cfg, logger, runHooks{})
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// SIGINT/SIGTERM before start-up finished (NATS or the Agent still
+		// unreachable): as clean a stop as one in the read loop, exit 0.
+		logger.Info("symbridge stopped during start-up", "reason", err)
+		return nil
+	}
+	return err
 }
 
 // runHooks lets the demo watch the bridge without a second code path.
@@ -276,6 +284,12 @@ func retryStartup(ctx context.Context, logger *slog.Logger, what string, fn func
 		var perm permanent
 		if errors.As(err, &perm) {
 			return fmt.Errorf("%s: %w", what, perm.err)
+		}
+		var certErr *tls.CertificateVerificationError
+		if errors.As(err, &certErr) {
+			// A certificate we do not trust will not become trusted by
+			// waiting: ssl.trustStore (or the system roots) must change.
+			return fmt.Errorf("%s: %w (add the issuing CA with ssl.trustStore)", what, err)
 		}
 		if symphony.Classify(err) == symphony.ClassFatal {
 			return fmt.Errorf("%s: %w", what, err)

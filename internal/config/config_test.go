@@ -234,7 +234,7 @@ func TestDefaults(t *testing.T) {
 		"datahose.tag": "datahose", "datahose.retry": symphony.DefaultRetry,
 		"bridge": config.BridgeConfig{
 			Source: "datafeed", Subject: "symphony.{pod}.{eventType}.{streamType}", DeadLetter: "symphony.{pod}._invalid",
-			PublishTimeout: 5 * time.Second, BatchTimeout: 20 * time.Second, MaxPending: 4096, Readers: 4, DedupeEntries: 262144, MaxBodyBytes: 64 << 20,
+			PublishTimeout: 5 * time.Second, BatchTimeout: 20 * time.Second, MaxPending: 4096, Readers: 2, DedupeEntries: 262144, MaxBodyBytes: 64 << 20,
 		},
 		"stream":   config.StreamConfig{Name: "SYMPHONY", Subjects: []string{"symphony.>"}, Duplicates: 35 * time.Minute, MaxAge: 7 * 24 * time.Hour, Replicas: 1},
 		"embedded": config.EmbeddedConfig{Dir: "./symbridge-data", Listen: "127.0.0.1:4222"},

@@ -1,31 +1,53 @@
 package dedupe
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
 )
 
 // DefaultMaxEntries is the bound New uses when given maxEntries <= 0:
-// 256 Ki ids, about 30 MiB with the bridge's 50-byte message ids.
+// 256 Ki ids, about 16 MiB when full (see [Set.Bytes]).
 const DefaultMaxEntries = 256 << 10
 
-// Memory estimate per entry, used by [Set.Bytes]: a map slot (16-byte key
-// header, 16-byte value, ~8 bytes of bucket overhead, at Go's load factor)
-// plus a ring slot (16-byte string header, 8-byte sequence).
+// Memory estimate per entry, used by [Set.Bytes]. A map slot is a 16-byte
+// key, a 4-byte sequence number and a control byte; Go's maps fill their
+// tables to between 7/16 and 7/8, so about 40 bytes per id (measured:
+// TestBytesMatchesHeap). A ring slot is the key again and the mark time.
 const (
-	mapEntryBytes  = 48
+	mapEntryBytes  = 40
 	ringEntryBytes = 24
 	setBaseBytes   = 128
 )
 
-type entry struct {
-	seq uint64 // matches the ring slot that owns the id
-	at  int64  // when it was marked, unix nanoseconds
+// key is a fixed-size digest of an id: the first 16 bytes of its SHA-256.
+// Fixed-size keys and no pointers keep the Set compact (no string headers,
+// no id bytes) and invisible to the garbage collector, which would otherwise
+// rescan hundreds of thousands of strings on every cycle. Two distinct ids
+// share a key with probability about n²/2¹²⁹ (n ids remembered): a shared
+// key would skip one publish, and JetStream's duplicate window does not
+// depend on the Set, but at 2¹⁸ ids that is below 10⁻²⁸.
+type key [16]byte
+
+func keyOf(id string) key {
+	// A stack copy spares the conversion's allocation for ids of usual size
+	// (the bridge's are 49 bytes).
+	var buf [128]byte
+	var b []byte
+	if len(id) <= len(buf) {
+		b = buf[:copy(buf[:], id)]
+	} else {
+		b = []byte(id)
+	}
+	sum := sha256.Sum256(b)
+	return key(sum[:16])
 }
 
+// slot is one mark in the ring. Its sequence number is implicit: the ring
+// holds consecutive sequence numbers from headSeq on.
 type slot struct {
-	id  string
-	seq uint64
+	k  key
+	at int64 // when it was marked, unix nanoseconds
 }
 
 // Set is a bounded set of recently stored message ids. When full it forgets
@@ -33,18 +55,21 @@ type slot struct {
 // to the back). With a TTL, an id marked longer ago than the TTL counts as
 // absent. A Set is safe for concurrent use; a nil *Set is a valid, empty set
 // that remembers nothing (dedupe disabled).
+//
+// It stores a 16-byte digest of each id, not the id (see key), in
+// pointer-free memory.
 type Set struct {
 	max int
 	ttl time.Duration
 	now func() time.Time // injectable clock (tests)
 
 	mu      sync.RWMutex
-	ids     map[string]entry
-	ring    []slot // FIFO of marks, oldest at head; grows up to max
-	head    int    // index of the oldest slot
-	size    int    // slots in use, live or stale
-	seq     uint64
-	idBytes int64 // sum of the lengths of the ids in ids
+	ids     map[key]uint32 // digest -> sequence number of its latest mark
+	ring    []slot         // FIFO of marks, oldest at head; grows up to max
+	head    int            // index of the oldest slot
+	size    int            // slots in use, live or stale
+	headSeq uint32         // sequence number of ring[head]; wraps harmlessly
+	peak    int            // most ids ever held: Go maps do not shrink
 }
 
 // New returns a Set that remembers at most maxEntries ids (<= 0 means
@@ -58,7 +83,7 @@ func New(maxEntries int, ttl time.Duration) *Set {
 		max: maxEntries,
 		ttl: max(ttl, 0),
 		now: time.Now,
-		ids: make(map[string]entry),
+		ids: make(map[key]uint32),
 	}
 }
 
@@ -68,20 +93,23 @@ func (s *Set) Seen(id string) bool {
 	if s == nil {
 		return false
 	}
+	k := keyOf(id)
 	var now int64
 	if s.ttl > 0 {
 		now = s.now().UnixNano()
 	}
 	s.mu.RLock()
-	e, ok := s.ids[id]
+	seq, ok := s.ids[k]
+	var at int64
+	if ok && s.ttl > 0 {
+		at = s.ring[s.pos(seq)].at
+	}
 	s.mu.RUnlock()
-	return ok && !s.expired(e.at, now)
+	return ok && !s.expired(at, now)
 }
 
 // Mark remembers ids as stored. Call it only after each id's publish-ack:
-// see the package documentation. The Set keeps the strings; pass ids that do
-// not point into a larger buffer (such as a response body), or the whole
-// buffer stays in memory.
+// see the package documentation. The Set keeps no reference to the strings.
 func (s *Set) Mark(ids ...string) {
 	if s == nil || len(ids) == 0 {
 		return
@@ -94,15 +122,13 @@ func (s *Set) Mark(ids ...string) {
 		if s.size == s.max {
 			s.popHead()
 		}
-		s.seq++
+		k := keyOf(id)
 		// An id marked again leaves its older slot stale: popHead skips it
-		// by seq, so the id lives on from its latest mark.
-		if _, ok := s.ids[id]; !ok {
-			s.idBytes += int64(len(id))
-		}
-		s.ids[id] = entry{seq: s.seq, at: now}
-		s.push(slot{id: id, seq: s.seq})
+		// by sequence number, so the id lives on from its latest mark.
+		s.ids[k] = s.headSeq + uint32(s.size)
+		s.push(slot{k: k, at: now})
 	}
+	s.peak = max(s.peak, len(s.ids))
 }
 
 // Len returns the number of ids remembered, including any past the TTL that
@@ -117,14 +143,32 @@ func (s *Set) Len() int {
 }
 
 // Bytes estimates the memory the Set holds, in bytes, to count it against the
-// bridge's memory budget. It is an estimate: Go's map overhead varies.
+// bridge's memory budget. It is an estimate: Go's map overhead varies. The
+// map part follows the most ids ever held, since Go maps keep their tables
+// when entries are deleted.
 func (s *Set) Bytes() int64 {
 	if s == nil {
 		return 0
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return setBaseBytes + int64(len(s.ids))*mapEntryBytes + int64(cap(s.ring))*ringEntryBytes + s.idBytes
+	return setBaseBytes + int64(s.peak)*mapEntryBytes + int64(cap(s.ring))*ringEntryBytes
+}
+
+// FullBytes is what [Set.Bytes] reports for a full Set of maxEntries ids
+// (<= 0 means [DefaultMaxEntries]): the most memory such a Set takes, for
+// sizing a memory budget before any id is marked.
+func FullBytes(maxEntries int) int64 {
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
+	}
+	return setBaseBytes + int64(maxEntries)*(mapEntryBytes+ringEntryBytes)
+}
+
+// pos is the ring index of the slot with sequence number seq, which must be
+// in the ring.
+func (s *Set) pos(seq uint32) int {
+	return (s.head + int(seq-s.headSeq)) % len(s.ring)
 }
 
 func (s *Set) expired(at, now int64) bool {
@@ -139,8 +183,8 @@ func (s *Set) dropExpired(now int64) {
 	}
 	for s.size > 0 {
 		sl := s.ring[s.head]
-		e, live := s.ids[sl.id]
-		if live && e.seq == sl.seq && !s.expired(e.at, now) {
+		seq, live := s.ids[sl.k]
+		if live && seq == s.headSeq && !s.expired(sl.at, now) {
 			return
 		}
 		s.popHead()
@@ -151,13 +195,12 @@ func (s *Set) dropExpired(now int64) {
 // later (then the slot is stale).
 func (s *Set) popHead() {
 	sl := s.ring[s.head]
-	s.ring[s.head] = slot{}
-	s.head = (s.head + 1) % len(s.ring)
-	s.size--
-	if e, ok := s.ids[sl.id]; ok && e.seq == sl.seq {
-		delete(s.ids, sl.id)
-		s.idBytes -= int64(len(sl.id))
+	if seq, ok := s.ids[sl.k]; ok && seq == s.headSeq {
+		delete(s.ids, sl.k)
 	}
+	s.head = (s.head + 1) % len(s.ring)
+	s.headSeq++
+	s.size--
 }
 
 // push appends a slot at the tail, growing the ring (doubling, up to max)

@@ -2,7 +2,9 @@ package dedupe
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,13 +170,60 @@ func TestBytes(t *testing.T) {
 	if !(empty < half && half < full) {
 		t.Errorf("Bytes() empty %d, half %d, full %d: want increasing", empty, half, full)
 	}
-	// 50-byte ids: at least the id bytes, at most a generous 4x of the data.
-	if lo, hi := int64(n*50), int64(n*50*4); full < lo || full > hi {
-		t.Errorf("Bytes() = %d for %d ids of 50 bytes, want within [%d, %d]", full, n, lo, hi)
+	// At least a 16-byte digest and a mark time per id; at most 100 bytes
+	// per id whatever the id's length (the Set stores no id bytes).
+	if lo, hi := int64(n*(16+8)), int64(n*100); full < lo || full > hi {
+		t.Errorf("Bytes() = %d for %d ids, want within [%d, %d]", full, n, lo, hi)
 	}
 	s.Mark(ids[n:]...) // evicts all of the first half: the estimate stays bounded
 	if got := s.Bytes(); got > full {
 		t.Errorf("Bytes() = %d after eviction, want <= %d", got, full)
+	}
+}
+
+// TestBytesMatchesHeap: the estimate is close to what a full default Set
+// really takes on the heap, so that the bridge's memory budget can rely on it.
+func TestBytesMatchesHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a default-size Set")
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := New(0, time.Hour)
+	for i := range DefaultMaxEntries + DefaultMaxEntries/2 { // full, then evicting
+		s.Mark(fmt.Sprintf("sb1-i-%043d", i))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	est := s.Bytes()
+	if heap < est/2 || heap > est*3/2 {
+		t.Errorf("full default Set: Bytes() = %d, heap grew by %d: estimate off by more than half", est, heap)
+	}
+	t.Logf("full default Set: Bytes() = %d, heap grew by %d", est, heap)
+	if full := FullBytes(0); est != full {
+		t.Errorf("full default Set: Bytes() = %d, FullBytes(0) = %d", est, full)
+	}
+	if est > 20<<20 {
+		t.Errorf("full default Set: Bytes() = %d, want at most 20 MiB", est)
+	}
+	runtime.KeepAlive(s)
+}
+
+// TestIDsOfAnyLength: ids longer than the stack buffer that keyOf hashes
+// from, and ids differing only in their last byte, are told apart.
+func TestIDsOfAnyLength(t *testing.T) {
+	s := New(100, 0)
+	long := strings.Repeat("x", 1000)
+	s.Mark(long+"a", "", "sb1-i-"+strings.Repeat("A", 43))
+	for x, want := range map[string]bool{
+		long + "a": true, long + "b": false, long: false, "": true,
+		"sb1-i-" + strings.Repeat("A", 43): true, "sb1-h-" + strings.Repeat("A", 43): false,
+	} {
+		if s.Seen(x) != want {
+			t.Errorf("Seen(%.20q... len %d) = %v, want %v", x, len(x), !want, want)
+		}
 	}
 }
 

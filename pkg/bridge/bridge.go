@@ -55,9 +55,10 @@ const (
 	DefaultUnhealthyAfter  = 3
 	// DefaultReaders is the most concurrent readers of one feed. Measured
 	// (BENCHMARKS.md): one reader's read -> publish -> wait -> read chain
-	// leaves JetStream idle between batches; a few overlapping chains keep
-	// it busy.
-	DefaultReaders = 4
+	// leaves JetStream idle between batches; two overlapping chains keep it
+	// busy, and more only queue behind each other's publish-acks (4 readers
+	// gave the same rate at twice the batch latency).
+	DefaultReaders = 2
 	// DefaultFullRead is the batch size that counts as a full read: the
 	// most events a datafeed v2 read returns.
 	DefaultFullRead = 100
@@ -101,7 +102,7 @@ type Config struct {
 	// [Bridge.Ready] reports not ready (default 3).
 	UnhealthyAfter int
 	// Readers is the most concurrent readers of the feed, each with its own
-	// ackId chain (default 4; 1 reads strictly in sequence). Readers are
+	// ackId chain (default 2; 1 reads strictly in sequence). Readers are
 	// added only while reads come back full (FullRead events) and retire
 	// when the feed is drained; a source that is not a [ConcurrentSource]
 	// is always read by one.

@@ -2,9 +2,12 @@ package bridge
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -42,8 +45,11 @@ const (
 
 // Connect connects to NATS and blocks until the connection is up, retrying
 // until ctx ends (a server that is down at start-up is waited for, not an
-// error). The connection then reconnects forever and buffers nothing while
-// disconnected (ReconnectBufSize -1): a publish made during an outage fails
+// error). A refusal that waiting will not mend stops it with the reason: the
+// server rejecting the credentials (twice, as nats.go decides) or a TLS
+// handshake failing on a certificate, either side's. The connection then
+// reconnects forever and buffers nothing while disconnected
+// (ReconnectBufSize -1): a publish made during an outage fails
 // at once, visibly, instead of leaving late in the background; the bridge's
 // retry with the same Msg-Id is what makes it safe. Disconnections and
 // reconnections are logged; [Bridge.Ready] reports the connection state.
@@ -67,6 +73,9 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	log := logger.With("nats", RedactURL(cfg.URL))
+	// failed carries the errors of connection attempts to the start-up wait
+	// below; once connected nobody reads it and the handler drops them.
+	failed := make(chan error, 1)
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -87,6 +96,10 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Debug("NATS connection attempt failed", "err", err)
+			select {
+			case failed <- err:
+			default:
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
@@ -112,18 +125,58 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 	if nc.Status() != nats.CONNECTED {
 		log.Warn("NATS not reachable yet; waiting for it")
 	}
+	// nats.go reports the first failed attempt to the handler and later
+	// ones only as LastError: watch both.
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
 	for nc.Status() != nats.CONNECTED {
+		var err error
 		select {
 		case <-ctx.Done():
 			nc.Close()
 			return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(cfg.URL), ctx.Err())
+		case err = <-failed:
+		case <-poll.C:
+			err = nc.LastError()
 		case st, ok := <-status:
 			if !ok || st == nats.CLOSED {
+				if err := nc.LastError(); err != nil {
+					return nil, fmt.Errorf("connect to NATS %s: connection closed: %w", RedactURL(cfg.URL), err)
+				}
 				return nil, fmt.Errorf("connect to NATS %s: connection closed", RedactURL(cfg.URL))
 			}
 		}
+		if err != nil && certificateRefused(err) {
+			nc.Close()
+			if closedAfterHandshake(err) {
+				return nil, fmt.Errorf("connect to NATS %s: %w (the server probably wants a client certificate it did not get or accept)",
+					RedactURL(cfg.URL), err)
+			}
+			return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(cfg.URL), err)
+		}
 	}
 	return nc, nil
+}
+
+// certificateRefused reports whether a TLS handshake failed on a
+// certificate: ours did not verify the server's, the server sent an alert,
+// or it closed the connection right after the handshake (how a TLS 1.3
+// server refuses a missing or unknown client certificate, as nats.go notes).
+// Retrying with the same files cannot help.
+func certificateRefused(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var op *net.OpError
+	return errors.As(err, &verify) || errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || (errors.As(err, &op) && op.Op == "remote error") || closedAfterHandshake(err)
+}
+
+// closedAfterHandshake recognises nats.go's error for a server that closed
+// the connection right after a completed TLS handshake.
+func closedAfterHandshake(err error) bool {
+	return errors.Is(err, nats.ErrTLS) && strings.Contains(err.Error(), "closed by remote after TLS handshake")
 }
 
 // RedactURL hides user information (user, password, token) in a NATS URL
