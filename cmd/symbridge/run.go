@@ -112,7 +112,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		return err
 	}
 	defer hs.Close()
-	nc, err := bridge.Connect(ctx, bridge.NATSConfig{URL: natsURL, Name: "symbridge", Options: natsOpts}, logger)
+	nc, err := bridge.Connect(ctx, bridge.NATSConfig{URL: natsURL, Name: "symbridge", PingInterval: cfg.NATS.PingInterval, Options: natsOpts}, logger)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
 	}

@@ -136,9 +136,12 @@ type NATSConfig struct {
 	Token     string
 	User      string
 	Password  string
-	TLS       NATSTLSConfig
-	Stream    StreamConfig
-	Embedded  EmbeddedConfig
+	// PingInterval: two unanswered pings mark the connection dead, so a
+	// paused or cut-off server is noticed within about 2x this.
+	PingInterval time.Duration
+	TLS          NATSTLSConfig
+	Stream       StreamConfig
+	Embedded     EmbeddedConfig
 }
 
 // NATSTLSConfig configures TLS to the NATS servers.
@@ -551,12 +554,13 @@ func (c *Config) build(v values) {
 	}
 
 	c.NATS = NATSConfig{
-		URL:       strings.TrimSpace(v.s("nats.url")),
-		CredsFile: v.s("nats.credsFile"),
-		NKeyFile:  v.s("nats.nkeyFile"),
-		Token:     v.s("nats.token"),
-		User:      v.s("nats.user"),
-		Password:  v.s("nats.password"),
+		URL:          strings.TrimSpace(v.s("nats.url")),
+		CredsFile:    v.s("nats.credsFile"),
+		NKeyFile:     v.s("nats.nkeyFile"),
+		Token:        v.s("nats.token"),
+		User:         v.s("nats.user"),
+		Password:     v.s("nats.password"),
+		PingInterval: v.d("nats.pingInterval"),
 		TLS: NATSTLSConfig{
 			CAFile: v.s("nats.tls.caFile"), CertFile: v.s("nats.tls.certFile"), KeyFile: v.s("nats.tls.keyFile"),
 			InsecureSkipVerify: v.b("nats.tls.insecureSkipVerify"),

@@ -117,6 +117,7 @@ func keyCases(t *testing.T) []keyCase {
 		{key: "nats.tls.insecureSkipVerify", yaml: "true", env: "1", want: true, get: func(c *config.Config) any { return c.NATS.TLS.InsecureSkipVerify }},
 		{key: "nats.stream.name", yaml: "EVENTS", env: "EVENTS", want: "EVENTS", get: func(c *config.Config) any { return c.NATS.Stream.Name }},
 		{key: "nats.stream.subjects", yaml: `["a.>", "b.>"]`, env: "a.>,b.>", want: []string{"a.>", "b.>"}, get: func(c *config.Config) any { return c.NATS.Stream.Subjects }},
+		{key: "nats.pingInterval", yaml: "2s", env: "2s", want: 2 * time.Second, get: func(c *config.Config) any { return c.NATS.PingInterval }},
 		{key: "nats.stream.duplicates", yaml: "40m", env: "40m", want: 40 * time.Minute, get: func(c *config.Config) any { return c.NATS.Stream.Duplicates }},
 		{key: "nats.stream.maxAge", yaml: "720h", env: "720h", want: 720 * time.Hour, get: func(c *config.Config) any { return c.NATS.Stream.MaxAge }},
 		{key: "nats.stream.replicas", yaml: "3", env: "3", want: 3, get: func(c *config.Config) any { return c.NATS.Stream.Replicas }},

@@ -167,6 +167,7 @@ var defs = func() []keyDef {
 		keyDef{key: "nats.token", secret: true, desc: "NATS token"},
 		keyDef{key: "nats.user", desc: "NATS user"},
 		keyDef{key: "nats.password", secret: true, desc: "NATS password"},
+		keyDef{key: "nats.pingInterval", kind: kDuration, def: "10s", desc: "how often the NATS connection is pinged; two unanswered pings mark it dead (a paused or cut-off server sends no TCP reset)"},
 		keyDef{key: "nats.tls.caFile", desc: "CA bundle (PEM) to verify the NATS server"},
 		keyDef{key: "nats.tls.certFile", desc: "client certificate (PEM) for NATS mutual TLS"},
 		keyDef{key: "nats.tls.keyFile", desc: "client key (PEM) for NATS mutual TLS"},

@@ -182,6 +182,7 @@ func (n NATSConfig) pairs() [][2]string {
 		{"nats.tls.insecureSkipVerify", fmt.Sprint(n.TLS.InsecureSkipVerify)},
 		{"nats.stream.name", n.Stream.Name},
 		{"nats.stream.subjects", strings.Join(n.Stream.Subjects, ",")},
+		{"nats.pingInterval", n.PingInterval.String()},
 		{"nats.stream.duplicates", n.Stream.Duplicates.String()},
 		{"nats.stream.maxAge", n.Stream.MaxAge.String()},
 		{"nats.stream.replicas", fmt.Sprint(n.Stream.Replicas)},

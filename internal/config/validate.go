@@ -220,6 +220,9 @@ func (c *Config) checkNATS(errs *[]error) {
 	if s.Duplicates <= 0 {
 		add("nats.stream.duplicates: must be positive, got %s", s.Duplicates)
 	}
+	if c.NATS.PingInterval <= 0 {
+		add("nats.pingInterval: must be positive, got %s", c.NATS.PingInterval)
+	}
 	if s.MaxAge < 0 {
 		add("nats.stream.maxAge: must be 0 (unlimited) or positive, got %s", s.MaxAge)
 	}
