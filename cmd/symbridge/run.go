@@ -161,10 +161,11 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		Pod: cfg.Bridge.Pod, Source: cfg.Bridge.Source,
 		Subject: subj, DeadLetter: dead,
 		PublishTimeout: cfg.Bridge.PublishTimeout, MaxPending: cfg.Bridge.MaxPending,
-		Readers: cfg.Bridge.Readers,
-		Retry:   sourceRetry(cfg),
-		Dedupe:  dedupe.New(cfg.Bridge.DedupeEntries, cfg.NATS.Stream.Duplicates),
-		Logger:  logger,
+		Readers:   cfg.Bridge.Readers,
+		SlowRetry: cfg.Bridge.SlowRetry,
+		Retry:     sourceRetry(cfg),
+		Dedupe:    dedupe.New(cfg.Bridge.DedupeEntries, cfg.NATS.Stream.Duplicates),
+		Logger:    logger,
 	}, src, js)
 	if err != nil {
 		return usageError{err}

@@ -121,7 +121,7 @@ type BridgeConfig struct {
 	Subject        string // subject template
 	DeadLetter     string // dead-letter subject template
 	PublishTimeout time.Duration
-	BatchTimeout   time.Duration
+	SlowRetry      time.Duration // wait between reads the Agent refuses (4xx)
 	MaxPending     int
 	Readers        int // most concurrent readers of one feed
 	DedupeEntries  int
@@ -543,7 +543,7 @@ func (c *Config) build(v values) {
 		Subject:        v.s("bridge.subject"),
 		DeadLetter:     v.s("bridge.deadLetter"),
 		PublishTimeout: v.d("bridge.publishTimeout"),
-		BatchTimeout:   v.d("bridge.batchTimeout"),
+		SlowRetry:      v.d("bridge.slowRetry"),
 		MaxPending:     v.i("bridge.maxPending"),
 		Readers:        v.i("bridge.readers"),
 		DedupeEntries:  v.i("bridge.dedupeEntries"),

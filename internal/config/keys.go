@@ -155,7 +155,7 @@ var defs = func() []keyDef {
 		keyDef{key: "bridge.subject", def: "symphony.{pod}.{eventType}.{streamType}", desc: "subject template"},
 		keyDef{key: "bridge.deadLetter", def: "symphony.{pod}._invalid", desc: "subject template for events that cannot be mapped or stored"},
 		keyDef{key: "bridge.publishTimeout", kind: kDuration, def: "5s", desc: "how long one JetStream publish-ack may take before the publish is retried"},
-		keyDef{key: "bridge.batchTimeout", kind: kDuration, def: "20s", desc: "how long one batch may take to be stored before it is retried; below the Agent's 30 s visibility timeout"},
+		keyDef{key: "bridge.slowRetry", kind: kDuration, def: "30s", desc: "wait between reads while the Agent refuses them (403, 404, other 4xx): never a busy loop, never a silent stop; /readyz fails meanwhile"},
 		keyDef{key: "bridge.maxPending", kind: kInt, def: "4096", desc: "most asynchronous publishes awaiting their ack"},
 		keyDef{key: "bridge.readers", kind: kInt, def: "2", desc: "most concurrent readers of the datafeed v2, each with its own ackId chain; added only while reads come back full (100 events), retired when the feed is drained; events of different batches are then stored in no particular order (1 = strictly sequential)"},
 		keyDef{key: "bridge.dedupeEntries", kind: kInt, def: "262144", desc: "Msg-Ids remembered to skip redeliveries (0 disables; JetStream's duplicate window is the guarantee)"},

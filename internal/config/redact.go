@@ -134,7 +134,7 @@ func (c Config) pairs() [][2]string {
 		{"bridge.subject", c.Bridge.Subject},
 		{"bridge.deadLetter", c.Bridge.DeadLetter},
 		{"bridge.publishTimeout", c.Bridge.PublishTimeout.String()},
-		{"bridge.batchTimeout", c.Bridge.BatchTimeout.String()},
+		{"bridge.slowRetry", c.Bridge.SlowRetry.String()},
 		{"bridge.maxPending", fmt.Sprint(c.Bridge.MaxPending)},
 		{"bridge.readers", fmt.Sprint(c.Bridge.Readers)},
 		{"bridge.dedupeEntries", fmt.Sprint(c.Bridge.DedupeEntries)},

@@ -87,8 +87,8 @@ func (c *Config) Validate() error {
 	if c.Bridge.PublishTimeout <= 0 {
 		add("bridge.publishTimeout: must be positive, got %s", c.Bridge.PublishTimeout)
 	}
-	if c.Bridge.BatchTimeout <= 0 {
-		add("bridge.batchTimeout: must be positive, got %s", c.Bridge.BatchTimeout)
+	if c.Bridge.SlowRetry <= 0 {
+		add("bridge.slowRetry: must be positive, got %s", c.Bridge.SlowRetry)
 	}
 	if c.Bridge.MaxPending < 1 {
 		add("bridge.maxPending: must be at least 1, got %d", c.Bridge.MaxPending)
