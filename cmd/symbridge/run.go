@@ -75,6 +75,9 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
 	}
+	if p := cfg.AgentProxyURL; cfg.PodProxyURL != p || cfg.KeyManagerProxyURL != p || cfg.SessionAuthProxyURL != p {
+		logger.Warn("per-component proxies differ; symbridge sends all Symphony traffic through the Agent's proxy (agent.proxy, else proxy)")
+	}
 	if cfg.InsecureSkipVerify {
 		logger.Warn("ssl.insecureSkipVerify: the Agent's and pod's TLS certificates are not verified; anyone on the path can read events and steal tokens")
 	}
@@ -194,7 +197,7 @@ func clientConfig(cfg *config.Config) symphony.ClientConfig {
 	return symphony.ClientConfig{
 		PodURL: cfg.PodURL, AgentURL: cfg.AgentURL, KeyManagerURL: cfg.KeyManagerURL, SessionAuthURL: cfg.SessionAuthURL,
 		Username: cfg.Username, PrivateKeyPEM: cfg.PrivateKeyPEM, Certificate: cfg.Certificate,
-		RootCAs: cfg.TrustStore, InsecureSkipVerify: cfg.InsecureSkipVerify, ProxyURL: cfg.ProxyURL,
+		RootCAs: cfg.TrustStore, InsecureSkipVerify: cfg.InsecureSkipVerify, ProxyURL: cfg.AgentProxyURL,
 		ConnectTimeout: cfg.ConnectTimeout, ReadTimeout: cfg.ReadTimeout, MaxBodyBytes: cfg.Bridge.MaxBodyBytes,
 		UserAgent: "symbridge/" + version,
 	}
