@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // MsgID derives the event's JetStream message id (Nats-Msg-Id).
@@ -44,6 +46,13 @@ func MsgID(ev *Event) string {
 		for _, u := range ev.AffectedUserIDs {
 			var n [20]byte
 			b = appendFieldBytes(b, strconv.AppendInt(n[:0], u, 10))
+		}
+		// Decoding turns invalid UTF-8 into U+FFFD, so two ids that differ
+		// only in invalid bytes would decode alike and collide: for such
+		// an event the raw bytes (identical in a redelivery) decide too.
+		if strings.ContainsRune(ev.ID, utf8.RuneError) || strings.ContainsRune(ev.StreamID, utf8.RuneError) ||
+			strings.ContainsRune(ev.MessageID, utf8.RuneError) {
+			b = appendFieldBytes(b, ev.Raw)
 		}
 	} else {
 		prefix = "sb1-h-"
