@@ -49,10 +49,17 @@ func MsgID(ev *Event) string {
 		}
 		// Decoding turns invalid UTF-8 into U+FFFD, so two ids that differ
 		// only in invalid bytes would decode alike and collide: for such
-		// an event the raw bytes (identical in a redelivery) decide too.
+		// an event its compacted raw bytes decide too (string tokens are
+		// kept byte for byte, whitespace is not, so a redelivery laid out
+		// differently keeps its id).
 		if strings.ContainsRune(ev.ID, utf8.RuneError) || strings.ContainsRune(ev.StreamID, utf8.RuneError) ||
 			strings.ContainsRune(ev.MessageID, utf8.RuneError) {
-			b = appendFieldBytes(b, ev.Raw)
+			var compact bytes.Buffer
+			if json.Compact(&compact, ev.Raw) == nil {
+				b = appendFieldBytes(b, compact.Bytes())
+			} else {
+				b = appendFieldBytes(b, ev.Raw)
+			}
 		}
 	} else {
 		prefix = "sb1-h-"
