@@ -305,16 +305,7 @@ func TestBridgeDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, _ := runBridge(t, b)
-	natstest.WaitFor(t, 10*time.Second, func() error {
-		if f.Acked() < 1 {
-			return errors.New("batch not acknowledged")
-		}
-		return nil
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	runUntilAcked(t, b, f, 1)
 
 	msgs := storedMsgs(t, e.check)
 	var dead []*jetstream.RawStreamMsg
@@ -375,16 +366,7 @@ func TestBridgeDeadLetterStreamMaxMsgSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, _ := runBridge(t, b)
-	natstest.WaitFor(t, 10*time.Second, func() error {
-		if f.Acked() < 1 {
-			return errors.New("batch not acknowledged")
-		}
-		return nil
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	runUntilAcked(t, b, f, 1)
 	msgs := storedMsgs(t, e.check)
 	var dl *jetstream.RawStreamMsg
 	for _, m := range msgs {

@@ -3,7 +3,6 @@ package bridge_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/pkg/bridge"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
@@ -109,16 +107,7 @@ func TestStoredMessagesAreCloudEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, _ := runBridge(t, b)
-	natstest.WaitFor(t, 10*time.Second, func() error {
-		if f.Acked() < 1 {
-			return errors.New("batch not acknowledged")
-		}
-		return nil
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	runUntilAcked(t, b, f, 1)
 	msgs := storedMsgs(t, e.check)
 	if len(msgs) != len(raws) {
 		t.Fatalf("stored %d, want %d", len(msgs), len(raws))

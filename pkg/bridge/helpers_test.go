@@ -236,6 +236,22 @@ func runBridge(t *testing.T, b *bridge.Bridge) (stop func() error, done <-chan e
 	return stop, ch
 }
 
+// runUntilAcked runs b until f has received acks ackIds, then stops it; Run
+// must return nil.
+func runUntilAcked(t *testing.T, b *bridge.Bridge, f *feed, acks int) {
+	t.Helper()
+	stop, _ := runBridge(t, b)
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if n := f.Acked(); n < acks {
+			return fmt.Errorf("%d of %d batches acknowledged", n, acks)
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // storedMsgs returns every message in the stream, in order.
 func storedMsgs(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 	t.Helper()

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -102,7 +103,14 @@ func TestConcurrentReaders(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond) // a long poll comes back empty meanwhile
+	// Let a long poll come back empty: the quiet feed must still leave one reader.
+	before := b.Stats().Batches
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if b.Stats().Batches <= before {
+			return errors.New("no empty read has come back yet")
+		}
+		return nil
+	})
 	if n := b.Readers(); n != 1 {
 		t.Fatalf("%d readers on a quiet feed, want 1", n)
 	}
