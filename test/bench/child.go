@@ -19,9 +19,11 @@ import (
 	"github.com/symbridge/symbridge/pkg/bridge"
 )
 
-// runChildRole runs this binary again as the raw or naive publisher.
-func (w *workload) runChildRole(ctx context.Context, role string) (result, error) {
-	cfgPath, err := w.configFile(w.agentHost, w.agentPort, w.streamName(role))
+// runChildRole runs this binary again as the raw or naive publisher into
+// stream, paced (raw only) or at full speed. The child reads the CPU time
+// of nats-server and of this process over its own window.
+func (w *workload) runChildRole(ctx context.Context, role, stream string, p pace) (result, error) {
+	cfgPath, err := w.configFile(w.agentHost, w.agentPort, stream)
 	if err != nil {
 		return result{}, err
 	}
@@ -30,7 +32,9 @@ func (w *workload) runChildRole(ctx context.Context, role string) (result, error
 		return result{}, err
 	}
 	cmd := exec.CommandContext(ctx, self, "child", "-role", role, "-config", cfgPath,
-		"-events-file", w.eventsFile, "-batch", fmt.Sprint(w.o.batch))
+		"-events-file", w.eventsFile, "-batch", fmt.Sprint(w.o.batch),
+		"-count", fmt.Sprint(p.events), "-rate", fmt.Sprint(p.rate),
+		"-nats-pid", fmt.Sprint(w.natsPID), "-driver-pid", fmt.Sprint(os.Getpid()))
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
@@ -49,8 +53,16 @@ func runChild(ctx context.Context, args []string, stdout io.Writer) error {
 	cfgPath := fs.String("config", "", "symbridge config file")
 	eventsFile := fs.String("events-file", "", "events")
 	batch := fs.Int("batch", 100, "raw: events per async batch")
+	count := fs.Int("count", 0, "publish the first count events (0: all)")
+	rate := fs.Float64("rate", 0, "raw: one batch every batch/rate seconds (0: full speed)")
+	natsPID := fs.Int("nats-pid", 0, "nats-server's pid, for its CPU time (0: unknown)")
+	driverPID := fs.Int("driver-pid", 0, "the driver's pid, for its CPU time")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	p := pace{events: *count, rate: *rate}
+	if p.rate > 0 && *role != "raw" {
+		return fmt.Errorf("role %s cannot be paced", *role)
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -59,6 +71,9 @@ func runChild(ctx context.Context, args []string, stdout io.Writer) error {
 	events, err := readEvents(*eventsFile)
 	if err != nil {
 		return err
+	}
+	if p.events > 0 {
+		events = events[:min(p.events, len(events))]
 	}
 	msgs, err := buildMsgs(cfg, events)
 	if err != nil {
@@ -79,34 +94,55 @@ func runChild(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	var lat []time.Duration
-	cpu0 := selfCPU()
+	cpu0, nats0, driver0 := selfCPU(), cpuOf(*natsPID), cpuOf(*driverPID)
 	start := time.Now()
 	switch *role {
 	case "raw":
-		lat, err = publishRaw(ctx, js, msgs, *batch)
+		var interval time.Duration
+		if p.rate > 0 {
+			interval = p.interval(*batch)
+		}
+		lat, err = publishRaw(ctx, js, msgs, *batch, interval)
 	case "naive":
 		lat, err = publishNaive(ctx, js, msgs, *batch)
 	default:
 		return fmt.Errorf("unknown role %q", *role)
 	}
 	elapsed := time.Since(start)
-	cpu := selfCPU() - cpu0
+	cpu, natsCPU, driverCPU := selfCPU()-cpu0, cpuOf(*natsPID)-nats0, cpuOf(*driverPID)-driver0
 	if err != nil {
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(result{
-		Events: len(msgs), Elapsed: elapsed, CPU: cpu, PeakRSS: procStatus(os.Getpid(), "VmHWM"),
-		P50: percentile(lat, 0.50), P99: percentile(lat, 0.99), Batches: len(lat),
+		Events: len(msgs), Elapsed: elapsed, CPU: cpu, NATSCPU: natsCPU, DriverCPU: driverCPU,
+		PeakRSS: procStatus(os.Getpid(), "VmHWM"),
+		P50:     percentile(lat, 0.50), P99: percentile(lat, 0.99), Batches: len(lat),
 	})
 }
 
 // publishRaw publishes each batch with PublishMsgAsync and waits for all
 // its publish-acks before the next: one bridge reader's shape, nothing else.
-// The JetStream context bounds pending publishes (MaxPending).
-func publishRaw(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, batch int) ([]time.Duration, error) {
+// The JetStream context bounds pending publishes (MaxPending). With an
+// interval, a batch starts at most once per interval (a ticker: after a
+// slow batch the next one starts at once, without catching up the missed
+// ones).
+func publishRaw(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, batch int, interval time.Duration) ([]time.Duration, error) {
 	lat := make([]time.Duration, 0, len(msgs)/batch+1)
 	futures := make([]jetstream.PubAckFuture, 0, batch)
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for i := 0; i < len(msgs); i += batch {
+		if tick != nil && i > 0 {
+			select {
+			case <-tick:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		t := time.Now()
 		futures = futures[:0]
 		for _, m := range msgs[i:min(i+batch, len(msgs))] {

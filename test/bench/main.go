@@ -14,10 +14,20 @@
 // nats-server and stores the same N messages, byte for byte (payload,
 // subject, headers, Msg-Id), into a fresh stream, which is then checked
 // message by message (exactly N, each one the expected message, no
-// duplicate) and deleted.
+// duplicate) and deleted. The CPU time nats-server and this process (the
+// simulator's host) spend in each measurement's window is reported too.
+//
+// The full-speed runs saturate the machine, so their latency is mostly
+// queueing. Then raw and symbridge run once more each at one fixed offered
+// rate below saturation (-paced-rate, -paced-events), for the latency the
+// bridge adds.
+//
+// -soak N runs only symbridge, over N events generated on the fly (nothing
+// holds them all), and samples its RSS every second.
 //
 //	go run ./test/bench                      # 200 000 events, writes BENCHMARKS.md
 //	go run ./test/bench -events 20000 -out - # CI size, well under a minute
+//	go run ./test/bench -soak 10000000       # RSS over 10 M events, ~10-15 min
 //
 // Without -nats-url it builds nats-server from the module once and runs it
 // on a free loopback port with a temporary store.
@@ -31,6 +41,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -45,12 +56,15 @@ type options struct {
 	natsURL, out        string
 	seed                int64
 	skipNaive           bool
-	symbridge           string // prebuilt binary; "" builds ./cmd/symbridge
-	perf                bool   // record a perf profile of the bridge process
-	keep                bool   // keep the temporary directory
-	readers             int    // bridge.readers for symbridge; 0 = the default
-	bridgeEnv           string // extra KEY=VALUE for the symbridge process (exploring)
-	repeat              int    // raw and symbridge measured this many times, alternately
+	symbridge           string  // prebuilt binary; "" builds ./cmd/symbridge
+	perf                bool    // record a perf profile of the bridge process
+	keep                bool    // keep the temporary directory
+	readers             int     // bridge.readers for symbridge; 0 = the default
+	bridgeEnv           string  // extra KEY=VALUE for the symbridge process (exploring)
+	repeat              int     // raw and symbridge measured this many times, alternately
+	pacedRate           float64 // events/s of the paced runs; 0: half the median raw rate; < 0: none
+	pacedEvents         int     // events per paced run (at most events)
+	soak                int     // > 0: only the soak run, this many events
 }
 
 func main() {
@@ -79,6 +93,9 @@ func main() {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, perf data)")
 	fs.StringVar(&o.bridgeEnv, "bridge-env", "", "extra KEY=VALUE[,KEY=VALUE] in symbridge's environment, e.g. GOGC=400,GOMEMLIMIT=56MiB (exploring, not for the table)")
 	fs.IntVar(&o.readers, "readers", 0, "set bridge.readers (default: symbridge's default; for exploring, not for the table)")
+	fs.Float64Var(&o.pacedRate, "paced-rate", 0, "offered rate in events/s of the paced raw and symbridge runs (latency below saturation); 0 = half the median raw rate of this run, negative = no paced runs")
+	fs.IntVar(&o.pacedEvents, "paced-events", 30000, "events per paced run (at most -events)")
+	fs.IntVar(&o.soak, "soak", 0, "measure only symbridge over this many events generated on the fly, RSS sampled every second, and write the soak table (e.g. 10000000)")
 	_ = fs.Parse(os.Args[1:])
 	if err := run(ctx, o, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -89,6 +106,12 @@ func main() {
 func run(ctx context.Context, o options, args []string) error {
 	if o.events < o.batch || o.batch < 1 || o.size < 64 {
 		return errors.New("need -events >= -batch >= 1 and -size >= 64")
+	}
+	if o.pacedRate >= 0 && o.pacedEvents < 1 {
+		return errors.New("need -paced-events >= 1 (or a negative -paced-rate)")
+	}
+	if o.soak < 0 {
+		return errors.New("need -soak >= 0")
 	}
 	root, err := moduleRoot()
 	if err != nil {
@@ -123,46 +146,90 @@ func run(ctx context.Context, o options, args []string) error {
 		natsURL = srv.url
 	}
 
-	logf("generating %d events of about %d bytes", o.events, o.size)
 	w, err := newWorkload(o, tmp, natsURL)
 	if err != nil {
 		return err
 	}
 	defer w.close()
+	if srv != nil {
+		w.natsPID = srv.cmd.Process.Pid
+	}
+	if o.soak > 0 {
+		return runSoak(ctx, w, bin, args, srv)
+	}
+	logf("generating %d events of about %d bytes", o.events, o.size)
+	if err := w.generate(); err != nil {
+		return err
+	}
+	load := loadAvg()
 
-	byName := map[string][]result{}
-	measure := func(name string, fn func() (result, error)) error {
-		if err := w.resetStream(ctx, w.streamName(name)); err != nil {
-			return err
+	// measure runs one measurement into a fresh stream and verifies that
+	// the first n events, and only they, are stored.
+	measure := func(name string, n int, fn func(stream string) (result, error)) (result, error) {
+		stream := w.streamName(name)
+		if err := w.resetStream(ctx, stream); err != nil {
+			return result{}, err
 		}
 		logf("measuring %s", name)
-		r, err := fn()
+		r, err := fn(stream)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return result{}, fmt.Errorf("%s: %w", name, err)
 		}
-		if err := w.verify(ctx, w.streamName(name)); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		if err := w.verify(ctx, stream, n); err != nil {
+			return result{}, fmt.Errorf("%s: %w", name, err)
 		}
-		if err := w.deleteStream(ctx, w.streamName(name)); err != nil {
-			return err
+		if err := w.deleteStream(ctx, stream); err != nil {
+			return result{}, err
 		}
 		r.Name = name
-		logf("%s: %.0f events/s, batch p50 %s p99 %s, CPU %.2f us/event, peak RSS %.1f MiB",
-			name, r.Rate(), r.P50, r.P99, r.CPUPerEvent(), float64(r.PeakRSS)/(1<<20))
+		r.Note = joinNotes(w.cpuNote(r), r.Note)
+		logf("%s: %.0f events/s, batch p50 %s p99 %s, CPU %.2f us/event, peak RSS %.1f MiB; %s",
+			name, r.Rate(), r.P50, r.P99, r.CPUPerEvent(), mib(r.PeakRSS), w.cpuNote(r))
+		return r, nil
+	}
+	byName := map[string][]result{}
+	fullSpeed := func(name string, fn func(stream string) (result, error)) error {
+		r, err := measure(name, o.events, fn)
+		if err != nil {
+			return err
+		}
 		byName[name] = append(byName[name], r)
 		return nil
 	}
 	for k := range max(o.repeat, 1) {
-		if err := measure("raw", func() (result, error) { return w.runChildRole(ctx, "raw") }); err != nil {
+		if err := fullSpeed("raw", func(s string) (result, error) { return w.runChildRole(ctx, "raw", s, pace{}) }); err != nil {
 			return err
 		}
 		if !o.skipNaive && k == 0 {
-			if err := measure("naive", func() (result, error) { return w.runChildRole(ctx, "naive") }); err != nil {
+			if err := fullSpeed("naive", func(s string) (result, error) { return w.runChildRole(ctx, "naive", s, pace{}) }); err != nil {
 				return err
 			}
 		}
-		if err := measure("symbridge", func() (result, error) { return w.runBridge(ctx, bin) }); err != nil {
+		if err := fullSpeed("symbridge", func(s string) (result, error) { return w.runBridge(ctx, bin, s, pace{}) }); err != nil {
 			return err
+		}
+	}
+
+	var paced []result
+	var p pace
+	if o.pacedRate >= 0 {
+		p = pace{events: min(o.pacedEvents, o.events), rate: o.pacedRate}
+		if p.rate == 0 {
+			p.rate = math.Round(median(byName["raw"]).Rate() / 2)
+		}
+		logf("paced runs: %d events offered at %.0f events/s (a batch of %d every %s)", p.events, p.rate, o.batch, p.interval(o.batch))
+		for _, m := range []struct {
+			name string
+			fn   func(stream string) (result, error)
+		}{
+			{"raw-paced", func(s string) (result, error) { return w.runChildRole(ctx, "raw", s, p) }},
+			{"symbridge-paced", func(s string) (result, error) { return w.runBridge(ctx, bin, s, p) }},
+		} {
+			r, err := measure(m.name, p.events, m.fn)
+			if err != nil {
+				return err
+			}
+			paced = append(paced, r)
 		}
 	}
 	var results []result
@@ -176,7 +243,8 @@ func run(ctx context.Context, o options, args []string) error {
 		}
 	}
 
-	rep := report{Opts: o, Args: args, Results: results, Pairs: pairs, MeanSize: w.meanSize, When: time.Now().UTC()}
+	rep := report{Opts: o, Args: args, Results: results, Pairs: pairs, Paced: paced, Pace: p,
+		MeanSize: w.meanSize, Load: load, When: time.Now().UTC()}
 	if srv != nil {
 		rep.Server = srv.version
 	}
@@ -205,6 +273,38 @@ func median(rs []result) result {
 		m.Note = r
 	}
 	return m
+}
+
+// pace is a paced run: its first events offered at rate events/s, one
+// batch at a time. The zero pace is a full-speed run of all events.
+type pace struct {
+	events int
+	rate   float64
+}
+
+// interval is the time between two batches.
+func (p pace) interval(batch int) time.Duration {
+	return time.Duration(float64(batch) / p.rate * float64(time.Second))
+}
+
+func joinNotes(notes ...string) string {
+	var out []string
+	for _, n := range notes {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// loadAvg is /proc/loadavg's 1, 5 and 15 minute load averages: how busy the
+// shared machine was (other programs take CPU from the measured ones).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 func logf(format string, args ...any) {
@@ -236,20 +336,29 @@ func moduleRoot() (string, error) {
 
 // result is one measurement. Children print it as JSON.
 type result struct {
-	Name    string        `json:"name"`
-	Events  int           `json:"events"`
-	Elapsed time.Duration `json:"elapsed"`
-	CPU     time.Duration `json:"cpu"`      // user+system of the measured process over the window
-	PeakRSS int64         `json:"peak_rss"` // VmHWM, bytes
-	P50     time.Duration `json:"p50"`
-	P99     time.Duration `json:"p99"`
-	Batches int           `json:"batches"`
-	Note    string        `json:"note,omitempty"`
+	Name      string        `json:"name"`
+	Events    int           `json:"events"`
+	Elapsed   time.Duration `json:"elapsed"`
+	CPU       time.Duration `json:"cpu"`        // user+system of the measured process over the window
+	NATSCPU   time.Duration `json:"nats_cpu"`   // nats-server's over the same window (0 if unknown)
+	DriverCPU time.Duration `json:"driver_cpu"` // the driver's (the simulator's host) over the same window
+	PeakRSS   int64         `json:"peak_rss"`   // VmHWM, bytes
+	P50       time.Duration `json:"p50"`
+	P99       time.Duration `json:"p99"`
+	// The bridge's own view of batch latency (symbridge only, 0 if not
+	// logged): read returned → batch stored.
+	BridgeP50 time.Duration `json:"bridge_p50,omitempty"`
+	BridgeP99 time.Duration `json:"bridge_p99,omitempty"`
+	Batches   int           `json:"batches"`
+	Note      string        `json:"note,omitempty"`
 }
 
-func (r result) Rate() float64 { return float64(r.Events) / r.Elapsed.Seconds() }
-func (r result) CPUPerEvent() float64 {
-	return float64(r.CPU.Nanoseconds()) / 1e3 / float64(r.Events)
+func (r result) Rate() float64        { return float64(r.Events) / r.Elapsed.Seconds() }
+func (r result) CPUPerEvent() float64 { return perEvent(r.CPU, r.Events) }
+
+// perEvent is d / n in µs.
+func perEvent(d time.Duration, n int) float64 {
+	return float64(d.Nanoseconds()) / 1e3 / float64(n)
 }
 
 func decodeResult(rd io.Reader) (result, error) {

@@ -76,12 +76,16 @@ func startNATS(ctx context.Context, root, tmp string) (*natsServer, error) {
 	}
 }
 
-func (s *natsServer) stop() {
-	_ = s.cmd.Process.Signal(os.Interrupt)
+func (s *natsServer) stop() { stopProcess(s.cmd.Process, os.Interrupt, s.done, 10*time.Second) }
+
+// stopProcess sends sig to p and waits until done is closed (p was
+// reaped), killing p if that takes longer than grace.
+func stopProcess(p *os.Process, sig os.Signal, done <-chan struct{}, grace time.Duration) {
+	_ = p.Signal(sig)
 	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	case <-done:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-done
 	}
 }

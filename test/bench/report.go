@@ -14,8 +14,11 @@ type report struct {
 	Args     []string
 	Results  []result
 	Pairs    []float64 // symbridge/raw per repetition
+	Paced    []result  // raw and symbridge at Pace
+	Pace     pace
 	MeanSize int
 	Server   string
+	Load     string // load averages before the measurements
 	When     time.Time
 }
 
@@ -24,8 +27,8 @@ const (
 	endMark   = "<!-- bench:end -->"
 )
 
-func (r report) get(name string) (result, bool) {
-	for _, x := range r.Results {
+func get(rs []result, name string) (result, bool) {
+	for _, x := range rs {
 		if x.Name == name {
 			return x, true
 		}
@@ -40,9 +43,9 @@ func (r report) markdown() string {
 	if len(r.Args) > 0 {
 		cmd += " " + strings.Join(r.Args, " ")
 	}
-	fmt.Fprintf(&b, "Run %s on %s (%d CPUs, %s, %s, %s); %d events of %d bytes on average, %d per batch.\n\n",
+	fmt.Fprintf(&b, "Run %s on %s (%d CPUs, %s, %s, %s; load average %s before the measurements); %d events of %d bytes on average, %d per batch.\n\n",
 		r.When.Format("2006-01-02 15:04 UTC"), cpuModel(), runtime.NumCPU(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH,
-		orDefault(r.Server, "external nats-server"), r.Opts.events, r.MeanSize, r.Opts.batch)
+		orDefault(r.Server, "external nats-server"), r.Load, r.Opts.events, r.MeanSize, r.Opts.batch)
 	fmt.Fprintf(&b, "```\n%s\n```\n\n", cmd)
 	b.WriteString("| measurement | events/s | CPU per event | batch p50 | batch p99 | peak RSS | notes |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---|\n")
@@ -51,9 +54,9 @@ func (r report) markdown() string {
 			round(x.P50), round(x.P99), mib(x.PeakRSS), x.Note)
 	}
 	b.WriteString("\n")
-	raw, okRaw := r.get("raw")
-	naive, okNaive := r.get("naive")
-	sb, okSB := r.get("symbridge")
+	raw, okRaw := get(r.Results, "raw")
+	naive, okNaive := get(r.Results, "naive")
+	sb, okSB := get(r.Results, "symbridge")
 	if okSB && okRaw {
 		fmt.Fprintf(&b, "- symbridge / raw ceiling (3/1): **%.2fx** (target ≥ 0.9x)", sb.Rate()/raw.Rate())
 		if len(r.Pairs) > 1 {
@@ -72,7 +75,32 @@ func (r report) markdown() string {
 		fmt.Fprintf(&b, "- bridge CPU per event: **%.2f µs** (target ≤ 10 µs); peak RSS **%.1f MiB** (target ≤ 64 MiB)\n",
 			sb.CPUPerEvent(), mib(sb.PeakRSS))
 	}
+	if len(r.Paced) > 0 {
+		r.pacedMarkdown(&b)
+	}
 	return b.String()
+}
+
+// pacedMarkdown renders the paced runs: latency below saturation.
+func (r report) pacedMarkdown(b *strings.Builder) {
+	fmt.Fprintf(b, "\nPaced at %.0f events/s (the first %d events, one batch of %d every %s; latency below saturation):\n\n",
+		r.Pace.rate, r.Pace.events, r.Opts.batch, r.Pace.interval(r.Opts.batch).Round(time.Microsecond))
+	b.WriteString("| measurement | events/s | CPU per event | batch p50 | batch p99 | bridge's own p50 | bridge's own p99 | notes |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, x := range r.Paced {
+		own50, own99 := "—", "—"
+		if x.BridgeP99 > 0 {
+			own50, own99 = round(x.BridgeP50).String(), round(x.BridgeP99).String()
+		}
+		fmt.Fprintf(b, "| %s | %.0f | %.2f µs | %s | %s | %s | %s | %s |\n", describe(x.Name), x.Rate(), x.CPUPerEvent(),
+			round(x.P50), round(x.P99), own50, own99, x.Note)
+	}
+	raw, okRaw := get(r.Paced, "raw-paced")
+	sb, okSB := get(r.Paced, "symbridge-paced")
+	if okRaw && okSB && sb.BridgeP99 > 0 {
+		fmt.Fprintf(b, "\n- p99 added by the bridge at %.0f events/s: **%s** (target ≤ 2 ms): the bridge's own p99 − raw p99; simulator side (one HTTP round trip more): %s\n",
+			r.Pace.rate, round(sb.BridgeP99-raw.P99), round(sb.P99-raw.P99))
+	}
 }
 
 func describe(name string) string {
@@ -83,6 +111,10 @@ func describe(name string) string {
 		return "2 naive: sync PublishMsg per event"
 	case "symbridge":
 		return "3 symbridge run (default config)"
+	case "raw-paced":
+		return "1 raw, paced"
+	case "symbridge-paced":
+		return "3 symbridge, paced"
 	}
 	return name
 }
@@ -118,25 +150,35 @@ func cpuModel() string {
 }
 
 // writeFile puts the table between the bench markers of path, keeping the
-// rest of the file; a missing file is created with a title.
+// rest of the file; without the markers it is appended, and a missing file
+// is created with a title.
 func (r report) writeFile(path string) error {
-	block := beginMark + "\n" + r.markdown() + endMark + "\n"
+	return writeMarked(path, beginMark, endMark, r.markdown(), func(old []byte, block string) []byte {
+		if len(old) == 0 {
+			return []byte("# Benchmarks\n\n" + block)
+		}
+		return append(append(old, '\n'), block...)
+	})
+}
+
+// writeMarked puts body between the begin and end markers of path, keeping
+// the rest of the file. When the markers are missing, missing makes the new
+// file from the old one (empty if there is none) and the marked block.
+func writeMarked(path, begin, end, body string, missing func(old []byte, block string) []byte) error {
+	block := begin + "\n" + body + end + "\n"
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	var out []byte
-	i, j := bytes.Index(old, []byte(beginMark)), bytes.Index(old, []byte(endMark))
-	switch {
-	case i >= 0 && j > i:
+	i, j := bytes.Index(old, []byte(begin)), bytes.Index(old, []byte(end))
+	if i >= 0 && j > i {
 		out = append(out, old[:i]...)
 		out = append(out, block...)
-		rest := old[j+len(endMark):]
+		rest := old[j+len(end):]
 		out = append(out, bytes.TrimPrefix(rest, []byte("\n"))...)
-	case len(old) > 0:
-		out = append(append(old, '\n'), block...)
-	default:
-		out = []byte("# Benchmarks\n\n" + block)
+	} else {
+		out = missing(old, block)
 	}
 	return os.WriteFile(path, out, 0o644)
 }

@@ -40,6 +40,7 @@ type workload struct {
 	o          options
 	tmp        string
 	natsURL    string
+	natsPID    int // 0: not started by this program (-nats-url)
 	events     [][]byte
 	eventsFile string
 	keyFile    string
@@ -51,19 +52,21 @@ type workload struct {
 	agentHost string
 	agentPort int
 
-	// expected fingerprint of each message by Msg-Id; filled once the
-	// simulator's address (and so the pod name) is known.
-	want map[string][32]byte
+	// expected message of each Msg-Id; filled by generate.
+	want map[string]expected
 }
 
+// expected is a message the bridge builds: its fingerprint and the index
+// of its event.
+type expected struct {
+	fp [32]byte
+	i  int
+}
+
+// newWorkload sets up what every measurement needs but the events (see
+// generate): the bot's key, a NATS connection and the simulator.
 func newWorkload(o options, tmp, natsURL string) (*workload, error) {
 	w := &workload{o: o, tmp: tmp, natsURL: natsURL}
-	w.events = benchdata.Events(o.events, o.size, o.seed)
-	w.meanSize = benchdata.MeanSize(w.events)
-	w.eventsFile = filepath.Join(tmp, "events.bin")
-	if err := writeEvents(w.eventsFile, w.events); err != nil {
-		return nil, err
-	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -85,21 +88,27 @@ func newWorkload(o options, tmp, natsURL string) (*workload, error) {
 		w.close()
 		return nil, err
 	}
-	// The expected messages, from symbridge's own configuration.
+	return w, nil
+}
+
+// generate makes the events, writes them for the children and computes
+// the expected messages from symbridge's own configuration.
+func (w *workload) generate() error {
+	w.events = benchdata.Events(w.o.events, w.o.size, w.o.seed)
+	w.meanSize = benchdata.MeanSize(w.events)
+	w.eventsFile = filepath.Join(w.tmp, "events.bin")
+	if err := writeEvents(w.eventsFile, w.events); err != nil {
+		return err
+	}
 	cfgPath, err := w.configFile(w.agentHost, w.agentPort, "BENCH_EXPECT")
 	if err != nil {
-		w.close()
-		return nil, err
+		return err
 	}
 	cfg, err := loadConfig(cfgPath)
-	if err == nil {
-		err = w.expect(cfg)
-	}
 	if err != nil {
-		w.close()
-		return nil, err
+		return err
 	}
-	return w, nil
+	return w.expect(cfg)
 }
 
 func (w *workload) close() {
@@ -109,7 +118,9 @@ func (w *workload) close() {
 	}
 }
 
-func (w *workload) streamName(measure string) string { return "BENCH_" + strings.ToUpper(measure) }
+func (w *workload) streamName(measure string) string {
+	return "BENCH_" + strings.ToUpper(strings.ReplaceAll(measure, "-", "_"))
+}
 
 // configFile writes symbridge's configuration: defaults except the
 // simulator's address and credentials, nats.url, the stream name, and
@@ -183,13 +194,13 @@ func (w *workload) expect(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	w.want = make(map[string][32]byte, len(msgs))
-	for _, m := range msgs {
+	w.want = make(map[string]expected, len(msgs))
+	for i, m := range msgs {
 		id := m.Header.Get(jetstream.MsgIDHeader)
 		if _, dup := w.want[id]; dup {
 			return fmt.Errorf("two generated events share Msg-Id %s", id)
 		}
-		w.want[id] = fingerprint(m.Subject, m.Header, m.Data)
+		w.want[id] = expected{fp: fingerprint(m.Subject, m.Header, m.Data), i: i}
 	}
 	return nil
 }
@@ -231,9 +242,10 @@ func (w *workload) deleteStream(ctx context.Context, name string) error {
 	return nil
 }
 
-// verify reads the whole stream back: exactly N messages, each one expected
-// (same subject, headers and payload as the bridge builds them), none twice.
-func (w *workload) verify(ctx context.Context, name string) error {
+// verify reads the whole stream back: exactly n messages, each one the
+// message the bridge builds (same subject, headers and payload) from one of
+// the first n events, none twice.
+func (w *workload) verify(ctx context.Context, name string, n int) error {
 	s, err := w.js.Stream(ctx, name)
 	if err != nil {
 		return err
@@ -242,14 +254,14 @@ func (w *workload) verify(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if info.State.Msgs != uint64(len(w.want)) {
-		return fmt.Errorf("stream %s holds %d messages, want %d", name, info.State.Msgs, len(w.want))
+	if info.State.Msgs != uint64(n) {
+		return fmt.Errorf("stream %s holds %d messages, want %d", name, info.State.Msgs, n)
 	}
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return err
 	}
-	seen := make(map[string]bool, len(w.want))
+	seen := make(map[string]bool, n)
 	vctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	it, err := c.Messages(jetstream.PullMaxMessages(2000))
@@ -257,9 +269,9 @@ func (w *workload) verify(ctx context.Context, name string) error {
 		return err
 	}
 	defer it.Stop()
-	for len(seen) < len(w.want) {
+	for len(seen) < n {
 		if vctx.Err() != nil {
-			return fmt.Errorf("stream %s: read back %d of %d messages in time", name, len(seen), len(w.want))
+			return fmt.Errorf("stream %s: read back %d of %d messages in time", name, len(seen), n)
 		}
 		m, err := it.Next()
 		if err != nil {
@@ -268,11 +280,11 @@ func (w *workload) verify(ctx context.Context, name string) error {
 		id := m.Headers().Get(jetstream.MsgIDHeader)
 		want, ok := w.want[id]
 		switch {
-		case !ok:
+		case !ok || want.i >= n:
 			return fmt.Errorf("stream %s: unexpected Msg-Id %q", name, id)
 		case seen[id]:
 			return fmt.Errorf("stream %s: Msg-Id %s stored twice", name, id)
-		case fingerprint(m.Subject(), m.Headers(), m.Data()) != want:
+		case fingerprint(m.Subject(), m.Headers(), m.Data()) != want.fp:
 			return fmt.Errorf("stream %s: message %s differs from the one the bridge builds (subject %s)", name, id, m.Subject())
 		}
 		seen[id] = true
@@ -349,6 +361,15 @@ func procCPU(pid int) (time.Duration, error) {
 	st, _ := strconv.ParseInt(f[12], 10, 64) // field 15
 	const clkTck = 100                       // USER_HZ on Linux
 	return time.Duration(ut+st) * time.Second / clkTck, nil
+}
+
+// cpuOf is procCPU of pid, 0 when the pid is unknown (0) or unreadable.
+func cpuOf(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	d, _ := procCPU(pid)
+	return d
 }
 
 // procStatus reads a "kB" field (VmHWM, VmRSS) of /proc/<pid>/status, in bytes.

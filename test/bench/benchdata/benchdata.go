@@ -22,13 +22,32 @@ const PadKey = "benchPad"
 // trailing envelope field; longer ones (large MESSAGESENT) stay as they
 // are, so the mean is a little above size.
 func Events(n, size int, seed int64) [][]byte {
-	g := symphonytest.NewGenerator(symphonytest.GeneratorConfig{
+	return NewSource(size, seed).Next(n)
+}
+
+// Source generates the events of [Events] a chunk at a time, for runs too
+// long to hold them all. It continues one generator, so no two events it
+// returns are the same: the generator's serial, which is in every event's
+// payload, keeps counting across calls.
+type Source struct {
+	g    *symphonytest.Generator
+	size int
+}
+
+// NewSource returns a Source of events drawn from seed's generator, padded
+// to size.
+func NewSource(size int, seed int64) *Source {
+	return &Source{size: size, g: symphonytest.NewGenerator(symphonytest.GeneratorConfig{
 		Seed: seed, NoIDRate: 0.02, StdBase64Rate: 0.05, SharedIDRate: 0.05,
-	})
+	})}
+}
+
+// Next returns the next n events.
+func (s *Source) Next(n int) [][]byte {
 	out := make([][]byte, 0, n)
 	for len(out) < n {
-		for _, ev := range g.Mix(min(n-len(out), 1000)) {
-			out = append(out, Pad(ev, size))
+		for _, ev := range s.g.Mix(min(n-len(out), 1000)) {
+			out = append(out, Pad(ev, s.size))
 		}
 	}
 	return out[:n]
