@@ -137,10 +137,23 @@ func (b *Bridge) publishRound(ctx context.Context, log *slog.Logger, items []*it
 
 		guard := make(chan struct{})
 		timer := time.AfterFunc(b.cfg.PublishTimeout+time.Second, func() { close(guard) })
+		// Wait for the last publish-ack first. One connection's acks come
+		// back in publish order, so once the last is in the loop below
+		// takes the others without blocking; waiting for each in turn
+		// woke this goroutine for every few acks (a futex wake-up each on
+		// an otherwise idle CPU).
+		last := len(chunk) - 1
+		var lastAck *jetstream.PubAck
+		if errs[last] == nil {
+			lastAck, errs[last] = awaitAck(ctx, futures[last], guard)
+		}
 		for i, it := range chunk {
 			var ack *jetstream.PubAck
 			err := errs[i]
-			if err == nil {
+			switch {
+			case i == last:
+				ack = lastAck
+			case err == nil:
 				ack, err = awaitAck(ctx, futures[i], guard)
 			}
 			if ctx.Err() != nil {
