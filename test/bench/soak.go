@@ -299,7 +299,7 @@ func (r soakResult) markdown(args []string, srv *natsServer) string {
 	}
 	fmt.Fprintf(&b, "\n- stream's last sequence **%d** (fresh stream: JetStream gives a duplicate no sequence), the simulator acknowledged **%d** events, %d redeliveries; the stream keeps the last %d messages (%.2f GiB, MaxBytes 2 GiB, old ones discarded)\n",
 		r.lastSeq, r.acked, r.redelivered, r.msgs, float64(r.bytes)/(1<<30))
-	fmt.Fprintf(&b, "- %d generated events skipped because their Msg-Id repeated an earlier one's (see soakSource)\n", r.skipped)
+	fmt.Fprintf(&b, "- generated events skipped because their Msg-Id repeated an earlier one's (see soakSource): %d\n", r.skipped)
 	if r.logged {
 		fmt.Fprintf(&b, "- the bridge's own batch latency (read returned → batch stored): p50 %s, p99 %s\n", round(r.bridgeP50), round(r.bridgeP99))
 	}
