@@ -46,6 +46,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -62,7 +63,8 @@ type options struct {
 	readers             int     // bridge.readers for symbridge; 0 = the default
 	bridgeEnv           string  // extra KEY=VALUE for the symbridge process (exploring)
 	repeat              int     // raw and symbridge measured this many times, alternately
-	pacedRate           float64 // events/s of the paced runs; 0: half the median raw rate; < 0: none
+	pacedRate           float64 // events/s of the paced runs; 0: pacedFractions of the median raw rate; < 0: none
+	pacedFractions      string  // comma-separated fractions of the median raw rate, for pacedRate 0
 	pacedEvents         int     // events per paced run (at most events)
 	soak                int     // > 0: only the soak run, this many events
 }
@@ -93,8 +95,9 @@ func main() {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, perf data)")
 	fs.StringVar(&o.bridgeEnv, "bridge-env", "", "extra KEY=VALUE[,KEY=VALUE] in symbridge's environment, e.g. GOGC=400,GOMEMLIMIT=56MiB (exploring, not for the table)")
 	fs.IntVar(&o.readers, "readers", 0, "set bridge.readers (default: symbridge's default; for exploring, not for the table)")
-	fs.Float64Var(&o.pacedRate, "paced-rate", 0, "offered rate in events/s of the paced raw and symbridge runs (latency below saturation); 0 = half the median raw rate of this run, negative = no paced runs")
-	fs.IntVar(&o.pacedEvents, "paced-events", 30000, "events per paced run (at most -events)")
+	fs.Float64Var(&o.pacedRate, "paced-rate", 0, "offered rate in events/s of the paced raw and symbridge runs (latency below saturation); 0 = the -paced-fractions of the median raw rate of this run, negative = no paced runs")
+	fs.StringVar(&o.pacedFractions, "paced-fractions", "0.25,0.5", "with -paced-rate 0: the offered rates of the paced runs, as fractions of the median raw rate (one raw and one symbridge run each)")
+	fs.IntVar(&o.pacedEvents, "paced-events", 50000, "events per paced run (at most -events)")
 	fs.IntVar(&o.soak, "soak", 0, "measure only symbridge over this many events generated on the fly, RSS sampled every second, and write the soak table (e.g. 10000000)")
 	_ = fs.Parse(os.Args[1:])
 	if err := run(ctx, o, os.Args[1:]); err != nil {
@@ -109,6 +112,10 @@ func run(ctx context.Context, o options, args []string) error {
 	}
 	if o.pacedRate >= 0 && o.pacedEvents < 1 {
 		return errors.New("need -paced-events >= 1 (or a negative -paced-rate)")
+	}
+	fractions, err := parseFractions(o.pacedFractions)
+	if err != nil {
+		return fmt.Errorf("-paced-fractions: %w", err)
 	}
 	if o.soak < 0 {
 		return errors.New("need -soak >= 0")
@@ -210,26 +217,27 @@ func run(ctx context.Context, o options, args []string) error {
 		}
 	}
 
-	var paced []result
-	var p pace
+	var paced []pacedPair
 	if o.pacedRate >= 0 {
-		p = pace{events: min(o.pacedEvents, o.events), rate: o.pacedRate}
-		if p.rate == 0 {
-			p.rate = math.Round(median(byName["raw"]).Rate() / 2)
+		rates := []float64{o.pacedRate}
+		if o.pacedRate == 0 {
+			rates = nil
+			for _, f := range fractions {
+				rates = append(rates, math.Round(median(byName["raw"]).Rate()*f))
+			}
 		}
-		logf("paced runs: %d events offered at %.0f events/s (a batch of %d every %s)", p.events, p.rate, o.batch, p.interval(o.batch))
-		for _, m := range []struct {
-			name string
-			fn   func(stream string) (result, error)
-		}{
-			{"raw-paced", func(s string) (result, error) { return w.runChildRole(ctx, "raw", s, p) }},
-			{"symbridge-paced", func(s string) (result, error) { return w.runBridge(ctx, bin, s, p) }},
-		} {
-			r, err := measure(m.name, p.events, m.fn)
-			if err != nil {
+		for _, rate := range rates {
+			p := pace{events: min(o.pacedEvents, o.events), rate: rate}
+			logf("paced runs: %d events offered at %.0f events/s (a batch of %d every %s)", p.events, p.rate, o.batch, p.interval(o.batch))
+			pair := pacedPair{Pace: p}
+			var err error
+			if pair.Raw, err = measure("raw-paced", p.events, func(s string) (result, error) { return w.runChildRole(ctx, "raw", s, p) }); err != nil {
 				return err
 			}
-			paced = append(paced, r)
+			if pair.Symbridge, err = measure("symbridge-paced", p.events, func(s string) (result, error) { return w.runBridge(ctx, bin, s, p) }); err != nil {
+				return err
+			}
+			paced = append(paced, pair)
 		}
 	}
 	var results []result
@@ -243,7 +251,7 @@ func run(ctx context.Context, o options, args []string) error {
 		}
 	}
 
-	rep := report{Opts: o, Args: args, Results: results, Pairs: pairs, Paced: paced, Pace: p,
+	rep := report{Opts: o, Args: args, Results: results, Pairs: pairs, Paced: paced,
 		MeanSize: w.meanSize, Load: load, When: time.Now().UTC()}
 	if srv != nil {
 		rep.Server = srv.version
@@ -280,6 +288,28 @@ func median(rs []result) result {
 type pace struct {
 	events int
 	rate   float64
+}
+
+// pacedPair is the raw and the symbridge run at one offered rate.
+type pacedPair struct {
+	Pace           pace
+	Raw, Symbridge result
+}
+
+// parseFractions parses "0.25,0.5": each in (0, 1].
+func parseFractions(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return nil, err
+		}
+		if v <= 0 || v > 1 {
+			return nil, fmt.Errorf("%v is not in (0, 1]", v)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // interval is the time between two batches.

@@ -13,9 +13,8 @@ type report struct {
 	Opts     options
 	Args     []string
 	Results  []result
-	Pairs    []float64 // symbridge/raw per repetition
-	Paced    []result  // raw and symbridge at Pace
-	Pace     pace
+	Pairs    []float64   // symbridge/raw per repetition
+	Paced    []pacedPair // raw and symbridge at each paced rate
 	MeanSize int
 	Server   string
 	Load     string // load averages before the measurements
@@ -75,19 +74,20 @@ func (r report) markdown() string {
 		fmt.Fprintf(&b, "- bridge CPU per event: **%.2f µs** (target ≤ 10 µs); peak RSS **%.1f MiB** (target ≤ 64 MiB)\n",
 			sb.CPUPerEvent(), mib(sb.PeakRSS))
 	}
-	if len(r.Paced) > 0 {
-		r.pacedMarkdown(&b)
+	for _, p := range r.Paced {
+		r.pacedMarkdown(&b, p)
 	}
 	return b.String()
 }
 
-// pacedMarkdown renders the paced runs: latency below saturation.
-func (r report) pacedMarkdown(b *strings.Builder) {
+// pacedMarkdown renders the paced runs at one rate: latency below
+// saturation.
+func (r report) pacedMarkdown(b *strings.Builder, p pacedPair) {
 	fmt.Fprintf(b, "\nPaced at %.0f events/s (the first %d events, one batch of %d every %s; latency below saturation):\n\n",
-		r.Pace.rate, r.Pace.events, r.Opts.batch, r.Pace.interval(r.Opts.batch).Round(time.Microsecond))
+		p.Pace.rate, p.Pace.events, r.Opts.batch, p.Pace.interval(r.Opts.batch).Round(time.Microsecond))
 	b.WriteString("| measurement | events/s | CPU per event | batch p50 | batch p99 | bridge's own p50 | bridge's own p99 | notes |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|\n")
-	for _, x := range r.Paced {
+	for _, x := range []result{p.Raw, p.Symbridge} {
 		own50, own99 := "—", "—"
 		if x.BridgeP99 > 0 {
 			own50, own99 = round(x.BridgeP50).String(), round(x.BridgeP99).String()
@@ -95,11 +95,9 @@ func (r report) pacedMarkdown(b *strings.Builder) {
 		fmt.Fprintf(b, "| %s | %.0f | %.2f µs | %s | %s | %s | %s | %s |\n", describe(x.Name), x.Rate(), x.CPUPerEvent(),
 			round(x.P50), round(x.P99), own50, own99, x.Note)
 	}
-	raw, okRaw := get(r.Paced, "raw-paced")
-	sb, okSB := get(r.Paced, "symbridge-paced")
-	if okRaw && okSB && sb.BridgeP99 > 0 {
-		fmt.Fprintf(b, "\n- p99 added by the bridge at %.0f events/s: **%s** (target ≤ 2 ms): the bridge's own p99 − raw p99; simulator side (one HTTP round trip more): %s\n",
-			r.Pace.rate, round(sb.BridgeP99-raw.P99), round(sb.P99-raw.P99))
+	if p.Symbridge.BridgeP99 > 0 {
+		fmt.Fprintf(b, "\n- p99 added by the bridge at %.0f events/s: **%s** (target ≤ 2 ms): the bridge's own p99 − raw p99; simulator side (one HTTP round trip more): %s; p50 added: %s\n",
+			p.Pace.rate, round(p.Symbridge.BridgeP99-p.Raw.P99), round(p.Symbridge.P99-p.Raw.P99), round(p.Symbridge.BridgeP50-p.Raw.P50))
 	}
 }
 
