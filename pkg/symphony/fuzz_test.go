@@ -57,7 +57,7 @@ func FuzzParseEvent(f *testing.F) {
 			t.Fatalf("stream id %q not normalised", ev.StreamID)
 		}
 		id := MsgID(&ev)
-		prefix := "sb1-i-"
+		prefix := "sb2-i-"
 		if ev.ID == "" {
 			prefix = "sb1-h-"
 		}

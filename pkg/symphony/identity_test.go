@@ -67,7 +67,7 @@ func TestMsgIDFormat(t *testing.T) {
 		evs = append(evs, mustParse(t, raw))
 	}
 	for i := range evs {
-		prefix := "sb1-i-"
+		prefix := "sb2-i-"
 		if evs[i].ID == "" {
 			prefix = "sb1-h-"
 		}
@@ -102,6 +102,9 @@ func TestMsgIDCollisions(t *testing.T) {
 		{"same id, different type", roomEv("x", "ROOMCREATED", "roomCreated", "s"), roomEv("x", "ROOMUPDATED", "roomUpdated", "s"), false},
 		{"same id and type, different stream", roomEv("x", "ROOMCREATED", "roomCreated", "s1"), roomEv("x", "ROOMCREATED", "roomCreated", "s2"), false},
 		{"same id, type and stream, different message id", msgEv("m1"), msgEv("m2"), false},
+		{"same id, type, stream and users, different timestamp (an id drawn again by another action)",
+			roomEv("x", "ROOMCREATED", "roomCreated", "s"),
+			strings.Replace(roomEv("x", "ROOMCREATED", "roomCreated", "s"), `"timestamp":1`, `"timestamp":2`, 1), false},
 		{"same id, different affected-user list", evRequestedToJoin,
 			strings.Replace(evRequestedToJoin, `{"userId":11}`, `{"userId":12}`, 1), false},
 		{"fields are length-prefixed (id ab + type C vs id a + type BC)", `{"id":"ab","type":"C"}`, `{"id":"a","type":"BC"}`, false},
@@ -188,8 +191,9 @@ func TestMsgIDStable(t *testing.T) {
 // TestMsgIDGolden pins the rule: changing it changes the ids of events
 // already stored, so a redelivery across an upgrade inside the duplicate
 // window would be stored twice. Change these values only together with the
-// "sb1" version prefix. Each value is also rebuilt here from the documented
-// rule (length-prefixed fields, SHA-256, unpadded base64url).
+// rule's version prefix (each rule has its own: sb2-i, sb1-h, sb1-r). Each
+// value is also rebuilt here from the documented rule (length-prefixed
+// fields, SHA-256, unpadded base64url).
 func TestMsgIDGolden(t *testing.T) {
 	rule := func(prefix string, fields ...string) string {
 		var b strings.Builder
@@ -201,8 +205,8 @@ func TestMsgIDGolden(t *testing.T) {
 	}
 	tests := []struct{ name, got, rule, want string }{
 		{"with id", msgIDOf(t, evUserJoined),
-			rule("sb1-i-", "9rc1dr", "USERJOINEDROOM", "_tiUL8zamhwqo8J0tRGRmH___nF1ABgsdA", "m-join", "344147139494863"),
-			"sb1-i-WUGGXJRQ_u4kFDusoLIZJSQgAqoD2nUVGRI-PGAtfZ4"},
+			rule("sb2-i-", "9rc1dr", "USERJOINEDROOM", "1700000000000", "_tiUL8zamhwqo8J0tRGRmH___nF1ABgsdA", "m-join", "344147139494863"),
+			"sb2-i-7M4rI0wl-eCDAdny3Be_KO2FOQf42vOnRa6bqDKGUto"},
 		{"without id", msgIDOf(t, evConnAccepted),
 			rule("sb1-h-", "CONNECTIONACCEPTED", "1700000000003", "2", `{"connectionAccepted":{"fromUser":{"userId":1}}}`),
 			"sb1-h-O4JJNils6xbTbnGqcH-OGtrfJQFbLJzvFl1dlaswuJg"},
