@@ -356,6 +356,30 @@ func TestBridgeDeadLetters(t *testing.T) {
 	}
 }
 
+// The last event of a chunk is waited for first (publishRound); when its
+// publish fails at once (over the max payload, refused by the client), the
+// others are still waited for one by one and the dead letter is stored
+// before the batch is acknowledged.
+func TestBridgeDeadLetterLastInBatch(t *testing.T) {
+	e := setup(t, bridge.StreamConfig{})
+	f := &feed{batches: []symphony.Batch{batch("a1", messageSent(1, "s"), messageSent(2, "s"), bigEvent(2<<20))}}
+	f.onAck = checkStoredBeforeAck(t, e.check)
+	b, err := bridge.New(testConfig(t), f, e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilAcked(t, b, f, 1)
+	dead := 0
+	for _, m := range storedMsgs(t, e.check) {
+		if m.Subject == deadSubj {
+			dead++
+		}
+	}
+	if st := b.Stats(); dead != 1 || st.DeadLettered != 1 || st.Published != 2 {
+		t.Errorf("%d dead letters stored; stats = %+v, want 2 published and 1 dead letter", dead, st)
+	}
+}
+
 // A stream with a small MaxMsgSize refuses the event (API error 10054); the
 // dead letter is cut to the stream's limit.
 func TestBridgeDeadLetterStreamMaxMsgSize(t *testing.T) {
