@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 	"strings"
 
@@ -59,4 +60,31 @@ func tuneGC(environ []string, cfg *config.Config) (restore func()) {
 			debug.SetMemoryLimit(prevLimit)
 		}
 	}
+}
+
+// defaultMaxProcs is GOMAXPROCS for `symbridge run` when the environment
+// sets none. The bridge waits on the network far more than it computes (at
+// ~20 µs of CPU per event one CPU carries ~50 000 events/s, more than an
+// Agent hands out), and with a second P its goroutines (readers, the NATS
+// read loop, flusher and publish-ack handler, HTTP connections) hop between
+// threads, which wakes idle threads and keeps a spinning one looking for
+// work. On the 2-vCPU benchmark host, shared with nats-server, one P cost
+// ~10 % less CPU per event at the same rate (BENCHMARKS.md, item 10).
+const defaultMaxProcs = 1
+
+// tuneProcs sets GOMAXPROCS to defaultMaxProcs unless the environment sets
+// it (an operator's choice wins) or nats-server is embedded (JetStream in
+// the same process needs the CPUs). It returns a function that restores
+// the previous value.
+func tuneProcs(environ []string, cfg *config.Config) (restore func()) {
+	for _, kv := range environ {
+		if name, _, _ := strings.Cut(kv, "="); name == "GOMAXPROCS" {
+			return func() {}
+		}
+	}
+	if cfg.NATS.Embedded.Enabled {
+		return func() {}
+	}
+	prev := runtime.GOMAXPROCS(defaultMaxProcs)
+	return func() { runtime.GOMAXPROCS(prev) }
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 	"testing"
 
@@ -59,6 +60,40 @@ func TestTuneGC(t *testing.T) {
 			}
 			if percent != wantPercent || limit != wantLimit {
 				t.Errorf("GOGC %d, limit %d; want %d, %d", percent, limit, wantPercent, wantLimit)
+			}
+		})
+	}
+}
+
+// TestTuneProcs: one P unless the environment sets GOMAXPROCS or nats-server
+// is embedded; restore puts the previous value back. Not parallel.
+func TestTuneProcs(t *testing.T) {
+	cfg := func(embedded bool) *config.Config {
+		c := &config.Config{}
+		c.NATS.Embedded.Enabled = embedded
+		return c
+	}
+	before := runtime.GOMAXPROCS(0)
+	tests := []struct {
+		name    string
+		environ []string
+		cfg     *config.Config
+		want    int
+	}{
+		{"default", []string{"HOME=/x"}, cfg(false), defaultMaxProcs},
+		{"GOMAXPROCS set", []string{"GOMAXPROCS=8"}, cfg(false), before},
+		{"embedded nats-server", nil, cfg(true), before},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			restore := tuneProcs(tt.environ, tt.cfg)
+			got := runtime.GOMAXPROCS(0)
+			restore()
+			if after := runtime.GOMAXPROCS(0); after != before {
+				t.Errorf("after restore: GOMAXPROCS %d, want %d", after, before)
+			}
+			if got != tt.want {
+				t.Errorf("GOMAXPROCS %d, want %d", got, tt.want)
 			}
 		})
 	}

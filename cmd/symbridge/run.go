@@ -52,6 +52,7 @@ func cmdRun(ctx context.Context, args []string, environ []string, stdout, stderr
 		return usageError{err}
 	}
 	defer tuneGC(environ, cfg)()
+	defer tuneProcs(environ, cfg)()
 	err = runBridge(ctx, cfg, logger, runHooks{})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		// SIGINT/SIGTERM before start-up finished (NATS or the Agent still
