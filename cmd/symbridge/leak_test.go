@@ -25,6 +25,7 @@ import (
 
 	"github.com/symbridge/symbridge/internal/leakcheck"
 	"github.com/symbridge/symbridge/internal/natstest"
+	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
 )
 
@@ -388,7 +389,7 @@ func TestNoSecretLeaks_CredentialsRejected(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stopped: true}
+			r := &running{stdout: &testlog.Buffer{}, stderr: &testlog.Buffer{}, stopped: true}
 			r.err = run(ctx, []string{"run", "--config", path}, nil, r.stdout, r.stderr)
 			if r.err == nil || ctx.Err() != nil {
 				t.Fatalf("run with a rejected key: %v (ctx %v); want a prompt error", r.err, ctx.Err())

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/internal/testshared"
 
 	"github.com/symbridge/symbridge/internal/natstest"
@@ -50,25 +51,6 @@ func keys(t testing.TB) (bot, other *rsa.PrivateKey) {
 		}
 	})
 	return botKey, otherKey
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (the logger, the
-// demo's live view) and a reader polling it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func specDir(t testing.TB) string {
@@ -180,7 +162,7 @@ var landedLine = regexp.MustCompile(`(?m)^\s*\d+\s+seq=\d+\s+symphony\.demo\.[a-
 // summary, and stops by itself after --duration with exit status 0.
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	start := time.Now()
 	err := run(t.Context(), []string{"demo", "--duration", "3s", "--nats-listen", "127.0.0.1:0", "--dir", t.TempDir()},
 		nil, &stdout, &stderr)
@@ -224,7 +206,7 @@ func TestRunBridgesAndStopsMidLongPoll(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", path}, nil, &stdout, &stderr) }()
 	t.Cleanup(func() {
@@ -331,7 +313,7 @@ func TestCredentialsRejected(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	err := run(ctx, []string{"run", "--config", path}, nil, &stdout, &stderr)
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("run with a rejected key: err %v, ctx %v; want a prompt error", err, ctx.Err())
@@ -382,7 +364,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			var stdout, stderr syncBuffer
+			var stdout, stderr testlog.Buffer
 			err := run(ctx, tc.args(t), nil, &stdout, &stderr)
 			if err == nil {
 				t.Fatal("no error")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/symbridge/symbridge/internal/leakcheck"
 	"github.com/symbridge/symbridge/internal/natstest"
+	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
 )
 
@@ -163,7 +164,7 @@ func TestNATSSecurity(t *testing.T) {
 				path := writeConfig(t, agentURL, srv.URL(), "nats:\n", "nats:\n"+m.bad, "level: info", "level: debug")
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				var stdout, stderr syncBuffer
+				var stdout, stderr testlog.Buffer
 				start := time.Now()
 				err := run(ctx, []string{"run", "--config", path}, nil, &stdout, &stderr)
 				if err == nil || ctx.Err() != nil {
@@ -189,7 +190,7 @@ func TestNATSSecurity(t *testing.T) {
 type running struct {
 	cancel         context.CancelFunc
 	done           chan error
-	stdout, stderr *syncBuffer
+	stdout, stderr *testlog.Buffer
 	err            error
 	stopped        bool
 }
@@ -199,7 +200,7 @@ type running struct {
 func startRun(t *testing.T, path string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	r := &running{cancel: cancel, done: make(chan error, 1), stdout: &testlog.Buffer{}, stderr: &testlog.Buffer{}}
 	go func() { r.done <- run(ctx, []string{"run", "--config", path}, nil, r.stdout, r.stderr) }()
 	t.Cleanup(func() {
 		if !r.stopped {
@@ -366,7 +367,7 @@ func TestAgentTLS(t *testing.T) {
 		path := writeConfig(t, agentURL, srv.URL(), https...)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		var stdout, stderr syncBuffer
+		var stdout, stderr testlog.Buffer
 		err := run(ctx, []string{"run", "--config", path}, nil, &stdout, &stderr)
 		if err == nil || ctx.Err() != nil {
 			t.Fatalf("run against an untrusted Agent certificate: err %v, ctx %v; want a prompt error", err, ctx.Err())

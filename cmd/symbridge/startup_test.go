@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/symbridge/symbridge/internal/natstest"
+	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/pkg/bridge"
 )
 
@@ -24,7 +25,7 @@ func TestStreamNotCoveringSubjectsStops(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	err := run(ctx, []string{"run", "--config", path}, nil, &stdout, &stderr)
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("run: err %v, ctx %v; want a prompt error", err, ctx.Err())
@@ -46,7 +47,7 @@ func TestReadyzDuringStartup(t *testing.T) {
 	path := writeConfig(t, agentURL, "nats://127.0.0.1:1") // nothing listens there
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", path}, nil, &stdout, &stderr) }()
 	defer func() {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/symbridge/symbridge/internal/natstest"
+	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/pkg/bridge"
 )
 
@@ -39,7 +40,7 @@ func TestEnsureStream(t *testing.T) {
 			Duplicates: 40 * time.Minute, MaxAge: 24 * time.Hour}); err != nil {
 			t.Fatal(err)
 		}
-		var logs logBuffer
+		var logs testlog.Buffer
 		s, err := bridge.EnsureStream(ctx, js, bridge.StreamConfig{Name: "OLD", MaxAge: 2 * time.Hour}, must,
 			slog.New(slog.NewTextHandler(&logs, nil)))
 		if err != nil {
@@ -75,7 +76,7 @@ func TestEnsureStream(t *testing.T) {
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SHORT", Subjects: []string{"short.>"}}); err != nil {
 			t.Fatal(err)
 		}
-		var logs logBuffer
+		var logs testlog.Buffer
 		if _, err := bridge.EnsureStream(ctx, js, bridge.StreamConfig{Name: "SHORT", Subjects: []string{"short.>"}},
 			[]string{"short.acme.>"}, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
 			t.Fatal(err)

@@ -1,7 +1,6 @@
 package component_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/internal/testshared"
 
 	"github.com/nats-io/nats.go"
@@ -72,24 +72,6 @@ func specDir(t testing.TB) string {
 	return testshared.Path(t, "symphony-api-spec")
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is one simulated Agent (behind the OpenAPI validator), one embedded
 // JetStream, the stream, and the bookkeeping that proves the guarantees.
 type harness struct {
@@ -100,7 +82,7 @@ type harness struct {
 	srv   *natstest.Server // replaced by restart; only the test goroutine touches it
 	col   *collector
 	gen   *symphonytest.Generator
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 
 	mu         sync.Mutex
 	emitted    map[int64]bool // serials given to the Agent
@@ -130,7 +112,7 @@ func newHarness(t *testing.T, cfg symphonytest.Config) *harness {
 	h := &harness{
 		t:       t,
 		srv:     natstest.RunServer(t),
-		logs:    &syncBuffer{},
+		logs:    &testlog.Buffer{},
 		emitted: map[int64]bool{},
 		gen: symphonytest.NewGenerator(symphonytest.GeneratorConfig{
 			Seed: 1, NoIDRate: 0.1, StdBase64Rate: 0.2, SharedIDRate: 0.2, UnknownTypeRate: 0.05,
