@@ -7,28 +7,40 @@
 package testshared
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// RepoRoot is the directory holding go.mod above the test's directory.
-func RepoRoot(t testing.TB) string {
-	t.Helper()
+// ModuleRoot is the directory holding go.mod, found by walking up from the
+// working directory (a test's package directory, or wherever a test
+// program under test/ was started).
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
+			return "", errors.New("go.mod not found above the working directory: run from the repository")
 		}
 		dir = parent
 	}
+}
+
+// RepoRoot is ModuleRoot for a test: it fails the test when there is none.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // Path returns ../shared/<parts...> beside the repository.

@@ -50,6 +50,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/symbridge/symbridge/internal/testshared"
 )
 
 type options struct {
@@ -120,7 +122,7 @@ func run(ctx context.Context, o options, args []string) error {
 	if o.soak < 0 {
 		return errors.New("need -soak >= 0")
 	}
-	root, err := moduleRoot()
+	root, err := testshared.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -347,21 +349,6 @@ func mustWD() string {
 		return "."
 	}
 	return wd
-}
-
-// moduleRoot walks up from the working directory to go.mod.
-func moduleRoot() (string, error) {
-	dir := mustWD()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: run from the repository")
-		}
-		dir = parent
-	}
 }
 
 // result is one measurement. Children print it as JSON.

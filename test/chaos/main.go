@@ -49,6 +49,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/symbridge/symbridge/internal/testshared"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
 )
 
@@ -546,7 +547,7 @@ func (r *runner) report(v verdict, timedOut bool, feedErr, readErr error) []stri
 
 // buildBridge builds ./cmd/symbridge of the module the driver runs in.
 func buildBridge(ctx context.Context, bin string) error {
-	root, err := moduleRoot()
+	root, err := testshared.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -556,23 +557,6 @@ func buildBridge(ctx context.Context, bin string) error {
 		return fmt.Errorf("go build ./cmd/symbridge: %w\n%s", err, out)
 	}
 	return nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory; run from the repository")
-		}
-		dir = parent
-	}
 }
 
 // writeKey makes the bot's RSA key; the Agent verifies login JWTs with its

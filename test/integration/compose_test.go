@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/symbridge/symbridge/internal/testshared"
 )
 
 // composeCommand finds the Compose tool: the docker CLI plugin ("docker
@@ -45,7 +46,7 @@ func TestCompose(t *testing.T) {
 	cli := requireDocker(t)
 	compose := composeCommand(t)
 	natsRef, symbridgeRef := natsImage(t), symbridgeImage(t)
-	root, err := repoRoot()
+	root, err := testshared.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

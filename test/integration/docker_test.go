@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/symbridge/symbridge/internal/testshared"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 )
@@ -179,7 +180,7 @@ func (b *builtImage) get(t *testing.T, def imageDef) string {
 // binary, def.files, def.dirs), tags it by the context's hash and builds it
 // unless an image with that tag exists. It reports whether it reused one.
 func buildImage(ctx context.Context, cli *testcontainers.DockerClient, def imageDef) (ref string, reused bool, err error) {
-	root, err := repoRoot()
+	root, err := testshared.ModuleRoot()
 	if err != nil {
 		return "", false, err
 	}
@@ -301,24 +302,6 @@ func readBuildOutput(r io.Reader) error {
 		if m.Error != "" {
 			return fmt.Errorf("%s\n%s", m.Error, strings.Join(tail, "\n"))
 		}
-	}
-}
-
-// repoRoot is the directory holding go.mod, found by walking up.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
 	}
 }
 

@@ -54,12 +54,6 @@ func loginJWT(t testing.TB, key *rsa.PrivateKey, sub string, exp time.Duration) 
 	return tok
 }
 
-// repoRoot walks up from the package directory to go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	return testshared.RepoRoot(t)
-}
-
 func specDir(t testing.TB) string {
 	t.Helper()
 	return testshared.Path(t, "symphony-api-spec")
