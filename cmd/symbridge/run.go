@@ -168,7 +168,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		Readers:   cfg.Bridge.Readers,
 		SlowRetry: cfg.Bridge.SlowRetry,
 		Retry:     sourceRetry(cfg),
-		Dedupe:    dedupe.New(cfg.Bridge.DedupeEntries, cfg.NATS.Stream.Duplicates),
+		Dedupe:    dedupeSet(cfg),
 		Logger:    logger,
 	}, src, js)
 	if err != nil {
@@ -328,4 +328,14 @@ func permanentStreamError(err error) bool {
 	}
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.Code == http.StatusBadRequest
+}
+
+// dedupeSet is the bridge's set of recently stored Msg-Ids; nil (no set:
+// every event is published, and JetStream's duplicate window drops what
+// it has seen) when bridge.dedupeEntries is 0, as documented.
+func dedupeSet(cfg *config.Config) *dedupe.Set {
+	if cfg.Bridge.DedupeEntries <= 0 {
+		return nil
+	}
+	return dedupe.New(cfg.Bridge.DedupeEntries, cfg.NATS.Stream.Duplicates)
 }
