@@ -487,6 +487,24 @@ func TestBridgeReadErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("a cancellation that is not the bridge's own is retried", func(t *testing.T) {
+		f := &feed{batches: []symphony.Batch{batch("a1", messageSent(1, "r"))}}
+		f.before = func(_ context.Context, n int, _ string) error {
+			if n == 0 {
+				return fmt.Errorf("read datafeed: %w", context.Canceled)
+			}
+			return nil
+		}
+		b, err := bridge.New(testConfig(t), f, e.js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runUntilAcked(t, b, f, 1)
+		if st := b.Stats(); st.Published != 1 {
+			t.Errorf("stats = %+v, want the batch stored after the retry", st)
+		}
+	})
+
 	t.Run("slow retry is no busy loop and reports unready", func(t *testing.T) {
 		f := &feed{before: func(context.Context, int, string) error {
 			return &symphony.APIError{Op: "read datafeed", StatusCode: 403}

@@ -212,6 +212,11 @@ var errStop = errors.New("stop")
 func (r *reader) readFailed(ctx context.Context, log *slog.Logger, err error) error {
 	r.b.stats.readErrors.Add(1)
 	class := symphony.Classify(err)
+	if class == symphony.ClassCanceled && ctx.Err() == nil {
+		// A cancellation that is not the reader's own (its ctx is live):
+		// a transient failure like any other, never a silent stop.
+		class = symphony.ClassRetry
+	}
 	r.recordFailure(err, class == symphony.ClassSlowRetry)
 
 	switch class {
