@@ -75,7 +75,7 @@ const (
 // BuildMsg is pure and cheap; it does not validate ev (callers dead-letter
 // events whose Err is set instead).
 func BuildMsg(ev *symphony.Event, subject, pod, source string) *nats.Msg {
-	return newMsgBuilder(pod, source).build(ev, subject)
+	return newMsgBuilder(pod, source).build(ev, subject, symphony.MsgID(ev))
 }
 
 // msgBuilder builds the messages of one pod and source: the header values
@@ -91,8 +91,9 @@ func newMsgBuilder(pod, source string) *msgBuilder {
 // msgHeaders is the most headers BuildMsg sets.
 const msgHeaders = 15
 
-func (mb *msgBuilder) build(ev *symphony.Event, subject string) *nats.Msg {
-	id := symphony.MsgID(ev)
+// build builds ev's message; id is symphony.MsgID(ev), which the caller
+// has already computed for its dedupe check.
+func (mb *msgBuilder) build(ev *symphony.Event, subject, id string) *nats.Msg {
 	h := make(nats.Header, msgHeaders)
 	// One backing array for every header's value slice instead of one
 	// allocation per header.
@@ -121,7 +122,7 @@ func (mb *msgBuilder) build(ev *symphony.Event, subject string) *nats.Msg {
 	}
 
 	set(HeaderCESpecVersion, "1.0")
-	set(HeaderCEID, ceEncode(id))
+	set(HeaderCEID, id) // a Msg-Id is URL-safe base64 after its prefix: nothing to percent-encode
 	set(HeaderCESource, mb.ceSource)
 	set(HeaderCEType, ceTypeHeader(ev.Type))
 	if ev.Timestamp != 0 {

@@ -78,15 +78,14 @@ func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, events []symp
 		items = again // on no transient failure: only events just turned into dead letters
 	}
 	b.setPublishErr(nil)
-	if b.cfg.Dedupe != nil && len(done) > 0 {
-		b.cfg.Dedupe.Mark(done...)
-	}
+	b.cfg.Dedupe.Mark(done...) // a nil set marks nothing
 	return nil
 }
 
 // prepare maps the batch: undecodable events become dead letters, events the
-// dedupe set has seen are skipped (counted as stored). It returns the items
-// to publish and the ids to mark in the dedupe set once all are stored.
+// dedupe set has seen are skipped (counted as stored) before anything is
+// built for them. It returns the items to publish and the ids to mark in the
+// dedupe set once all are stored.
 func (b *Bridge) prepare(ctx context.Context, events []symphony.Event) ([]*item, []string) {
 	items := make([]*item, 0, len(events))
 	done := make([]string, 0, len(events))
@@ -96,16 +95,20 @@ func (b *Bridge) prepare(ctx context.Context, events []symphony.Event) ([]*item,
 		it := &all[i]
 		it.ev = ev
 		if ev.Err != nil {
+			it.msgID = deadLetterID(ev)
+		} else {
+			it.msgID = symphony.MsgID(ev)
+		}
+		if b.cfg.Dedupe.Seen(it.msgID) { // a nil set has seen nothing
+			b.stats.dedupeSkipped.Add(1)
+			continue
+		}
+		if ev.Err != nil {
 			b.toDeadLetter(ctx, it, ev.Err.Error())
 		} else {
 			v := subjects.FromEvent(ev, b.cfg.Pod, b.cfg.Source)
 			it.subject = b.cfg.Subject.Subject(&v)
-			it.msg = b.msgs.build(ev, it.subject)
-			it.msgID = it.msg.Header.Get(jetstream.MsgIDHeader)
-		}
-		if b.cfg.Dedupe != nil && b.cfg.Dedupe.Seen(it.msgID) {
-			b.stats.dedupeSkipped.Add(1)
-			continue
+			it.msg = b.msgs.build(ev, it.subject, it.msgID)
 		}
 		items = append(items, it)
 		done = append(done, it.msgID)
@@ -273,7 +276,7 @@ func (b *Bridge) toDeadLetter(ctx context.Context, it *item, reason string) {
 	v := subjects.FromEvent(ev, b.cfg.Pod, b.cfg.Source)
 	subject := b.cfg.DeadLetter.Subject(&v)
 	it.dead, it.reason = true, reason
-	it.msgID = deadLetterIDPrefix + symphony.RawMsgID(ev.Raw)
+	it.msgID = deadLetterID(ev)
 
 	h := make(nats.Header, 10)
 	h[jetstream.MsgIDHeader] = []string{it.msgID}
@@ -303,6 +306,13 @@ func (b *Bridge) toDeadLetter(ctx context.Context, it *item, reason string) {
 	}
 	it.msg = &nats.Msg{Subject: subject, Header: h, Data: payload}
 	it.sent = false
+}
+
+// deadLetterID is the Msg-Id of ev's dead letter: derived from the raw
+// bytes (the event may not decode), prefixed so that it never equals a
+// normal message's.
+func deadLetterID(ev *symphony.Event) string {
+	return deadLetterIDPrefix + symphony.RawMsgID(ev.Raw)
 }
 
 // deadLetterLimit is the size a dead letter must fit in: Config.MaxMsgBytes,
