@@ -73,6 +73,10 @@ func TestTuneProcs(t *testing.T) {
 		c.NATS.Embedded.Enabled = embedded
 		return c
 	}
+	// Two Ps to start from, so that "left alone" differs from the default
+	// even on a one-CPU runner.
+	prev := runtime.GOMAXPROCS(2)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
 	before := runtime.GOMAXPROCS(0)
 	tests := []struct {
 		name    string

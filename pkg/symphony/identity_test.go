@@ -107,7 +107,7 @@ func TestMsgIDCollisions(t *testing.T) {
 			strings.Replace(roomEv("x", "ROOMCREATED", "roomCreated", "s"), `"timestamp":1`, `"timestamp":2`, 1), false},
 		{"same id, different affected-user list", evRequestedToJoin,
 			strings.Replace(evRequestedToJoin, `{"userId":11}`, `{"userId":12}`, 1), false},
-		{"fields are length-prefixed (id ab + type C vs id a + type BC)", `{"id":"ab","type":"C"}`, `{"id":"a","type":"BC"}`, false},
+		{"fields are length-prefixed (id AB + type C vs id A + type BC: both ABC joined)", `{"id":"AB","type":"C"}`, `{"id":"A","type":"BC"}`, false},
 		{"with id: standard and URL-safe stream id are one stream",
 			roomEv("x", "ROOMCREATED", "roomCreated", "ab/c+d=="), roomEv("x", "ROOMCREATED", "roomCreated", "ab_c-d"), true},
 		{"with id: non-identity fields do not count (display name)", evUserJoined,

@@ -46,10 +46,9 @@ func (n *natsNode) start(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
 		return fmt.Errorf("nats: start on %s: %w", listen, err)

@@ -35,7 +35,7 @@ func checkMessage(t *testing.T, m storedMsg, raw []byte, source string) {
 	if ev.Err != nil {
 		t.Fatalf("test event does not parse: %v: %s", ev.Err, raw)
 	}
-	serial, _ := symphonytest.SerialOf(raw)
+	serial := serialOf(t, raw)
 	streamType := "none"
 	if ev.HasStream {
 		streamType = "unknown"
@@ -148,7 +148,7 @@ func TestEveryEventLandsOnceWithSubjectHeadersAndPayload(t *testing.T) {
 		t.Errorf("stream holds %d messages, want exactly %d", got, len(events))
 	}
 	for _, raw := range events {
-		s, _ := symphonytest.SerialOf(raw)
+		s := serialOf(t, raw)
 		msgs := h.col.withSerial(s)
 		if len(msgs) != 1 {
 			t.Errorf("serial %d: %d messages", s, len(msgs))
@@ -391,7 +391,7 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 
 	var all []int64
 	for _, raw := range append(slices.Clone(good), bad...) {
-		s, _ := symphonytest.SerialOf(raw)
+		s := serialOf(t, raw)
 		all = append(all, s)
 	}
 	oneBatch := false
@@ -405,7 +405,7 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 	}
 
 	for _, raw := range bad {
-		s, _ := symphonytest.SerialOf(raw)
+		s := serialOf(t, raw)
 		msgs := h.col.withSerial(s)
 		if len(msgs) != 1 {
 			t.Fatalf("malformed serial %d: %d messages", s, len(msgs))
@@ -426,7 +426,7 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 		}
 	}
 	for _, raw := range good {
-		s, _ := symphonytest.SerialOf(raw)
+		s := serialOf(t, raw)
 		if msgs := h.col.withSerial(s); len(msgs) == 1 {
 			checkMessage(t, msgs[0], raw, bridge.SourceDatafeed)
 		}
@@ -474,7 +474,7 @@ func TestDatahose(t *testing.T) {
 		t.Errorf("stream holds %d messages, want the %d of types %v", got, len(wanted), wantTypes)
 	}
 	for _, raw := range wanted {
-		s, _ := symphonytest.SerialOf(raw)
+		s := serialOf(t, raw)
 		if msgs := h.col.withSerial(s); len(msgs) == 1 {
 			checkMessage(t, msgs[0], raw, bridge.SourceDatahose)
 		}
@@ -507,7 +507,7 @@ func TestDatafeedV1(t *testing.T) {
 	h.checkExactlyOnce()
 	r.alive(t)
 	for _, raw := range events {
-		s, _ := symphonytest.SerialOf(raw)
+		s := serialOf(t, raw)
 		if msgs := h.col.withSerial(s); len(msgs) == 1 {
 			checkMessage(t, msgs[0], raw, bridge.SourceDatafeed)
 		}

@@ -256,7 +256,7 @@ func TestExpiredFeedIsRecreated(t *testing.T) {
 		t.Errorf("the Agent counted %d events dropped with the feed, want at least the %d queued in it", dropped, len(doomed))
 	}
 	for _, raw := range doomed {
-		if s, _ := symphonytest.SerialOf(raw); len(h.col.withSerial(s)) != 0 {
+		if s := serialOf(t, raw); len(h.col.withSerial(s)) != 0 {
 			t.Errorf("serial %d, dropped with the old feed, was stored anyway", s)
 		}
 	}

@@ -66,6 +66,17 @@ func key(t testing.TB) (*rsa.PrivateKey, []byte) {
 	return botKey, keyPEM
 }
 
+// serialOf is the serial the generator wrote into raw; an event without one
+// fails the test (a check keyed on serial 0 would pass vacuously).
+func serialOf(t testing.TB, raw []byte) int64 {
+	t.Helper()
+	s, ok := symphonytest.SerialOf(raw)
+	if !ok {
+		t.Fatalf("event without a serial: %s", raw)
+	}
+	return s
+}
+
 // specDir is ../shared/symphony-api-spec relative to the repository root.
 func specDir(t testing.TB) string {
 	t.Helper()

@@ -31,8 +31,8 @@ func composeCommand(t *testing.T) []string {
 	if p, err := exec.LookPath("docker-compose"); err == nil {
 		return []string{p}
 	}
-	if os.Getenv(envRequireDocker) == "1" {
-		t.Fatalf("neither `docker compose` nor `docker-compose` found, and %s=1", envRequireDocker)
+	if dockerRequired() {
+		t.Fatalf("neither `docker compose` nor `docker-compose` found, and CI or %s=1 requires one", envRequireDocker)
 	}
 	t.Skip("neither `docker compose` nor `docker-compose` found")
 	return nil

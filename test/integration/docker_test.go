@@ -61,14 +61,21 @@ var (
 	dockerErr  error
 )
 
+// dockerRequired: under CI (CI set) or with SYMBRIDGE_REQUIRE_DOCKER=1 a
+// missing Docker engine fails the containerised tests instead of skipping
+// them.
+func dockerRequired() bool {
+	return os.Getenv(envRequireDocker) == "1" || os.Getenv("CI") != ""
+}
+
 // requireDocker returns a client of the Docker engine. Without a reachable
-// engine it skips the test, or fails it when SYMBRIDGE_REQUIRE_DOCKER=1.
+// engine it skips the test, or fails it when dockerRequired.
 func requireDocker(t *testing.T) *testcontainers.DockerClient {
 	t.Helper()
 	dockerOnce.Do(func() { dockerCli, dockerErr = connectDocker() })
 	if dockerErr != nil {
-		if os.Getenv(envRequireDocker) == "1" {
-			t.Fatalf("no Docker engine reachable and %s=1: %v", envRequireDocker, dockerErr)
+		if dockerRequired() {
+			t.Fatalf("no Docker engine reachable, and CI or %s=1 requires one: %v", envRequireDocker, dockerErr)
 		}
 		t.Skipf("no Docker engine reachable (%v): these containerised tests need one; "+
 			"set %s=1 to make this a failure instead of a skip", dockerErr, envRequireDocker)
