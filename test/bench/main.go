@@ -95,7 +95,7 @@ func main() {
 	fs.StringVar(&o.symbridge, "symbridge", "", "prebuilt symbridge binary (default: go build ./cmd/symbridge)")
 	fs.BoolVar(&o.perf, "perf", false, "record `perf` CPU samples of the bridge process during the symbridge run")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, perf data)")
-	fs.StringVar(&o.bridgeEnv, "bridge-env", "", "extra KEY=VALUE[,KEY=VALUE] in symbridge's environment, e.g. GOGC=400,GOMEMLIMIT=56MiB (exploring, not for the table)")
+	fs.StringVar(&o.bridgeEnv, "bridge-env", "", "extra KEY=VALUE[,KEY=VALUE] in symbridge's environment, e.g. GOMAXPROCS=2,GOGC=100 (exploring, not for the table)")
 	fs.IntVar(&o.readers, "readers", 0, "set bridge.readers (default: symbridge's default; for exploring, not for the table)")
 	fs.Float64Var(&o.pacedRate, "paced-rate", 0, "offered rate in events/s of the paced raw and symbridge runs (latency below saturation); 0 = the -paced-fractions of the median raw rate of this run, negative = no paced runs")
 	fs.StringVar(&o.pacedFractions, "paced-fractions", "0.25,0.5", "with -paced-rate 0: the offered rates of the paced runs, as fractions of the median raw rate (one raw and one symbridge run each)")
