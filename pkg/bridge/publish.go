@@ -138,8 +138,9 @@ func (b *Bridge) publishRound(ctx context.Context, log *slog.Logger, items []*it
 			futures[i], errs[i] = b.js.PublishMsgAsync(m)
 		}
 
-		guard := make(chan struct{})
-		timer := time.AfterFunc(b.cfg.PublishTimeout+time.Second, func() { close(guard) })
+		// The chunk's acks are overdue PublishTimeout plus a grace period
+		// after its last publish; waiting then ends with errAckLost.
+		wctx, cancel := context.WithTimeoutCause(ctx, b.cfg.PublishTimeout+time.Second, errAckLost)
 		// Wait for the last publish-ack first. One connection's acks come
 		// back in publish order, so once the last is in the loop below
 		// takes the others without blocking; waiting for each in turn
@@ -148,7 +149,7 @@ func (b *Bridge) publishRound(ctx context.Context, log *slog.Logger, items []*it
 		last := len(chunk) - 1
 		var lastAck *jetstream.PubAck
 		if errs[last] == nil {
-			lastAck, errs[last] = awaitAck(ctx, futures[last], guard)
+			lastAck, errs[last] = awaitAck(wctx, futures[last])
 		}
 		for i, it := range chunk {
 			var ack *jetstream.PubAck
@@ -157,10 +158,10 @@ func (b *Bridge) publishRound(ctx context.Context, log *slog.Logger, items []*it
 			case i == last:
 				ack = lastAck
 			case err == nil:
-				ack, err = awaitAck(ctx, futures[i], guard)
+				ack, err = awaitAck(wctx, futures[i])
 			}
 			if ctx.Err() != nil {
-				timer.Stop()
+				cancel()
 				return nil, ctx.Err()
 			}
 			if err == nil && ack.Duplicate && ack.Sequence == 0 {
@@ -201,15 +202,16 @@ func (b *Bridge) publishRound(ctx context.Context, log *slog.Logger, items []*it
 			}
 			again = append(again, it)
 		}
-		timer.Stop()
+		cancel()
 	}
 	return again, transient
 }
 
-// awaitAck waits for one future. guard closes when the ack is overdue.
-func awaitAck(ctx context.Context, f jetstream.PubAckFuture, guard <-chan struct{}) (*jetstream.PubAck, error) {
+// awaitAck waits for one future until ctx ends; it then returns
+// context.Cause(ctx) (errAckLost when the chunk's deadline passed).
+func awaitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
 	okc, errc := f.Ok(), f.Err()
-	select { // a result already there wins over an expired guard
+	select { // a result already there wins over an expired deadline
 	case ack := <-okc:
 		return ack, nil
 	case err := <-errc:
@@ -221,10 +223,8 @@ func awaitAck(ctx context.Context, f jetstream.PubAckFuture, guard <-chan struct
 		return ack, nil
 	case err := <-errc:
 		return nil, err
-	case <-guard:
-		return nil, errAckLost
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, context.Cause(ctx)
 	}
 }
 
