@@ -2,10 +2,7 @@ package component_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,25 +42,15 @@ const (
 	waitLong = 30 * time.Second
 )
 
-var (
-	keyOnce sync.Once
-	botKey  *rsa.PrivateKey
-	keyPEM  []byte
-)
-
 // key returns the bot's RSA key and its PKCS#1 PEM, generated once per test
-// binary (2048 bits, as a real bot's key).
+// binary.
 func key(t testing.TB) (*rsa.PrivateKey, []byte) {
 	t.Helper()
-	keyOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(fmt.Sprintf("generate key: %v", err))
-		}
-		botKey = k
-		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
-	})
-	return botKey, keyPEM
+	k, pemKey, err := symphonytest.BotKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, pemKey
 }
 
 // serialOf is the serial the generator wrote into raw; an event without one
