@@ -9,7 +9,7 @@ import (
 	"sync"
 )
 
-var botKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
+var sharedBotKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
 	return rsa.GenerateKey(rand.Reader, 2048)
 })
 
@@ -17,7 +17,7 @@ var botKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
 // key) and its private key as PKCS#1 PEM, generated once per process: a
 // test hands the public key to [Config] and the PEM to the client.
 func BotKey() (*rsa.PrivateKey, []byte, error) {
-	k, err := botKey()
+	k, err := sharedBotKey()
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate bot key: %w", err)
 	}
