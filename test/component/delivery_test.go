@@ -142,7 +142,7 @@ func TestEveryEventLandsOnceWithSubjectHeadersAndPayload(t *testing.T) {
 	h.emit(events...)
 	r := h.startBridge(f, bridge.SourceDatafeed)
 	h.checkExactlyOnce()
-	r.alive(t)
+	r.Alive(t)
 
 	if got := len(h.col.all()); got != len(events) {
 		t.Errorf("stream holds %d messages, want exactly %d", got, len(events))
@@ -159,7 +159,7 @@ func TestEveryEventLandsOnceWithSubjectHeadersAndPayload(t *testing.T) {
 	// The stream is the truth: the bridge's Published/Duplicates split
 	// shifts when a publish-ack is late and the retry is acked as a
 	// duplicate.
-	if st := r.b.Stats(); st.DeadLettered != 0 {
+	if st := r.Bridge.Stats(); st.DeadLettered != 0 {
 		t.Errorf("bridge stats %+v, want no dead letter", st)
 	}
 	if got := h.ackedEvents(); got < len(events) {
@@ -222,17 +222,17 @@ func TestKilledBetweenPublishAndAck(t *testing.T) {
 	k := &killBeforeAck{src: f, kill: kill}
 	first := h.startBridgeCtx(ctx, k, bridge.SourceDatafeed)
 	select {
-	case <-first.done:
+	case <-first.Done():
 	case <-time.After(waitLong):
 		t.Fatal("the first bridge was not killed")
 	}
-	if first.err != nil {
-		t.Fatalf("killed bridge: Run returned %v, want nil", first.err)
+	if first.Err() != nil {
+		t.Fatalf("killed bridge: Run returned %v, want nil", first.Err())
 	}
 	if k.killedAck() == "" {
 		t.Fatal("the bridge was never about to acknowledge a batch")
 	}
-	if st := first.b.Stats(); st.Stored() != int64(len(events)) {
+	if st := first.Bridge.Stats(); st.Stored() != int64(len(events)) {
 		t.Fatalf("first bridge stored %d events before dying, want the whole batch of %d", st.Stored(), len(events))
 	}
 	if n := h.ackedEvents(); n != 0 {
@@ -245,8 +245,8 @@ func TestKilledBetweenPublishAndAck(t *testing.T) {
 	// A restart: nothing survives but the feed's tag.
 	second := h.startBridge(symphony.NewDatafeedV2(h.newClient(), symphony.DatafeedOptions{}), bridge.SourceDatafeed)
 	h.checkExactlyOnce()
-	second.alive(t)
-	if st := second.b.Stats(); st.Duplicates < int64(len(events)) || st.Published != 0 {
+	second.Alive(t)
+	if st := second.Bridge.Stats(); st.Duplicates < int64(len(events)) || st.Published != 0 {
 		t.Errorf("restarted bridge stats %+v: want the %d redelivered events acknowledged as duplicates, none published anew",
 			st, len(events))
 	}
@@ -268,12 +268,12 @@ func TestJetStreamOutage(t *testing.T) {
 	r := h.startBridge(h.openDatafeed(h.newClient()), bridge.SourceDatafeed)
 	h.emit(h.gen.Mix(20)...)
 	h.checkExactlyOnce()
-	r.waitReady(t)
+	r.WaitReady(t, waitLong)
 	ackedBefore := h.ackedEvents()
 
 	h.srv.Shutdown()
 	natstest.WaitFor(t, waitLong, func() error {
-		if r.b.Ready() == nil {
+		if r.Bridge.Ready() == nil {
 			return fmt.Errorf("bridge still ready with NATS down")
 		}
 		return nil
@@ -289,7 +289,7 @@ func TestJetStreamOutage(t *testing.T) {
 		if st.EventsDelivered < delivered+int64(len(during)) || st.Redeliveries < int64(len(during)) {
 			return fmt.Errorf("agent: %d delivered (want %d), %d redelivered", st.EventsDelivered, delivered+int64(len(during)), st.Redeliveries)
 		}
-		if r.b.Stats().PublishRetries == 0 {
+		if r.Bridge.Stats().PublishRetries == 0 {
 			return fmt.Errorf("no publish retried yet")
 		}
 		return nil
@@ -297,17 +297,17 @@ func TestJetStreamOutage(t *testing.T) {
 	if n := h.ackedEvents(); n != ackedBefore {
 		t.Errorf("the Agent saw %d events acknowledged while JetStream was down", n-ackedBefore)
 	}
-	if err := r.b.Ready(); err == nil {
+	if err := r.Bridge.Ready(); err == nil {
 		t.Error("bridge ready while JetStream is down")
 	} else {
 		t.Logf("not ready while down: %v", err)
 	}
-	r.alive(t)
+	r.Alive(t)
 
 	h.srv = natstest.RestartServer(t, h.srv)
 	h.checkExactlyOnce()
-	r.waitReady(t)
-	r.alive(t)
+	r.WaitReady(t, waitLong)
+	r.Alive(t)
 	if got := len(h.col.all()); got != 50 {
 		t.Errorf("stream holds %d messages, want 50", got)
 	}
@@ -350,7 +350,7 @@ func TestSharedAndMissingIDsAllLand(t *testing.T) {
 	h.emit(events...)
 	r := h.startBridge(f, bridge.SourceDatafeed)
 	h.checkExactlyOnce()
-	r.alive(t)
+	r.Alive(t)
 	msgIDs := map[string]bool{}
 	for _, m := range h.col.all() {
 		msgIDs[m.header.Get(jetstream.MsgIDHeader)] = true
@@ -387,7 +387,7 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 	h.emit(good[5:]...)
 	r := h.startBridge(f, bridge.SourceDatafeed)
 	h.checkExactlyOnce()
-	r.alive(t)
+	r.Alive(t)
 
 	var all []int64
 	for _, raw := range append(slices.Clone(good), bad...) {
@@ -431,7 +431,7 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 			checkMessage(t, msgs[0], raw, bridge.SourceDatafeed)
 		}
 	}
-	if st := r.b.Stats(); st.DeadLettered < 2 {
+	if st := r.Bridge.Stats(); st.DeadLettered < 2 {
 		t.Errorf("bridge stats %+v: want the 2 dead letters counted", st)
 	}
 	if got := len(h.col.all()); got != len(good)+len(bad) {
@@ -468,7 +468,7 @@ func TestDatahose(t *testing.T) {
 	h.record(wanted)
 	h.agent.Emit(events...)
 	h.checkExactlyOnce()
-	r.alive(t)
+	r.Alive(t)
 
 	if got := len(h.col.all()); got != len(wanted) {
 		t.Errorf("stream holds %d messages, want the %d of types %v", got, len(wanted), wantTypes)
@@ -505,7 +505,7 @@ func TestDatafeedV1(t *testing.T) {
 	h.emit(events...)
 	r := h.startBridge(f, bridge.SourceDatafeed)
 	h.checkExactlyOnce()
-	r.alive(t)
+	r.Alive(t)
 	for _, raw := range events {
 		s := serialOf(t, raw)
 		if msgs := h.col.withSerial(s); len(msgs) == 1 {

@@ -44,8 +44,8 @@ func TestTransientReadFaults(t *testing.T) {
 	})
 	h.emit(h.gen.Mix(10)...)
 	h.checkExactlyOnce()
-	r.alive(t)
-	r.waitReady(t)
+	r.Alive(t)
+	r.WaitReady(t, waitLong)
 
 	want := map[symphonytest.FaultKind]int64{}
 	for _, k := range kinds {
@@ -57,7 +57,7 @@ func TestTransientReadFaults(t *testing.T) {
 			t.Errorf("fault %s injected %d times, want %d", k, got[k], n)
 		}
 	}
-	if st := r.b.Stats(); st.ReadErrors < int64(len(kinds)) {
+	if st := r.Bridge.Stats(); st.ReadErrors < int64(len(kinds)) {
 		t.Errorf("bridge saw %d read errors, want at least %d (one per fault)", st.ReadErrors, len(kinds))
 	}
 	if got := len(h.col.all()); got != 50 {
@@ -143,8 +143,8 @@ func TestSessionExpiryReauthenticates(t *testing.T) {
 	h.agent.ExpireSessions()
 	h.emit(h.gen.Mix(20)...)
 	h.checkExactlyOnce()
-	r.alive(t)
-	r.waitReady(t)
+	r.Alive(t)
+	r.WaitReady(t, waitLong)
 
 	after := h.agent.Stats()
 	if after.Unauthorized <= before.Unauthorized {
@@ -235,7 +235,7 @@ func TestExpiredFeedIsRecreated(t *testing.T) {
 	g.open()
 
 	natstest.WaitFor(t, waitLong, func() error {
-		if n := r.b.Stats().FeedRecreations; n < 1 {
+		if n := r.Bridge.Stats().FeedRecreations; n < 1 {
 			return fmt.Errorf("no feed recreation seen by the bridge yet")
 		}
 		for _, f := range h.agent.Feeds() {
@@ -247,8 +247,8 @@ func TestExpiredFeedIsRecreated(t *testing.T) {
 	})
 	h.emit(h.gen.Mix(20)...)
 	h.checkExactlyOnce()
-	r.alive(t)
-	r.waitReady(t)
+	r.Alive(t)
+	r.WaitReady(t, waitLong)
 
 	st := h.agent.Stats()
 	t.Logf("feed %s expired holding %d events; the Agent counted %d dropped", old.ID, len(doomed), dropped)

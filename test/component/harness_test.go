@@ -19,9 +19,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/symbridge/symbridge/internal/bridgetest"
 	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/pkg/bridge"
-	"github.com/symbridge/symbridge/pkg/subjects"
 	"github.com/symbridge/symbridge/pkg/symphony"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
 )
@@ -378,99 +378,24 @@ func (h *harness) openDatafeed(c *symphony.Client) *symphony.DatafeedV2 {
 	return f
 }
 
-// running is a bridge whose Run goroutine the test owns.
-type running struct {
-	b      *bridge.Bridge
-	nc     *nats.Conn
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error // Run's result, valid once done is closed
-}
-
-// bridgeConfig is the bridge configuration of the tests: default subject
-// templates, short publish timeout and read backoff.
+// bridgeConfig is the bridge configuration of the tests (bridgetest's),
+// logging at debug level into the harness's buffer.
 func (h *harness) bridgeConfig(source string) bridge.Config {
 	h.t.Helper()
-	subj, err := subjects.Compile(subjects.DefaultTemplate)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	dead, err := subjects.Compile(subjects.DefaultDeadLetter)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return bridge.Config{
-		Pod: pod, Source: source, Subject: subj, DeadLetter: dead,
-		PublishTimeout: time.Second, MaxPending: 256, PublishRetryMax: 100 * time.Millisecond,
-		Retry:     symphony.RetryConfig{MaxAttempts: -1, Initial: 20 * time.Millisecond, Multiplier: 2, Max: 200 * time.Millisecond},
-		SlowRetry: 200 * time.Millisecond,
-		Logger:    slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	return bridgetest.Config(h.t, pod, source, slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 }
 
 // startBridge runs a new Bridge on src with its own NATS connection and
 // JetStream context, as `symbridge run` does. It is stopped at cleanup.
-func (h *harness) startBridge(src bridge.Source, source string) *running {
+func (h *harness) startBridge(src bridge.Source, source string) *bridgetest.Running {
 	h.t.Helper()
 	return h.startBridgeCtx(context.Background(), src, source)
 }
 
 // startBridgeCtx is startBridge with Run's context derived from parent.
-func (h *harness) startBridgeCtx(parent context.Context, src bridge.Source, source string) *running {
+func (h *harness) startBridgeCtx(parent context.Context, src bridge.Source, source string) *bridgetest.Running {
 	h.t.Helper()
-	cfg := h.bridgeConfig(source)
-	nc, err := bridge.Connect(h.t.Context(), bridge.NATSConfig{
-		URL: h.srv.URL(), Options: []nats.Option{nats.ReconnectWait(20 * time.Millisecond)},
-	}, cfg.Logger)
-	if err != nil {
-		h.t.Fatalf("connect: %v", err)
-	}
-	js, err := bridge.NewJetStream(nc, bridge.JetStreamConfig{PublishTimeout: cfg.PublishTimeout, MaxPending: cfg.MaxPending})
-	if err != nil {
-		nc.Close()
-		h.t.Fatalf("NewJetStream: %v", err)
-	}
-	b, err := bridge.New(cfg, src, js)
-	if err != nil {
-		nc.Close()
-		h.t.Fatalf("bridge.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(parent)
-	r := &running{b: b, nc: nc, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		r.err = b.Run(ctx)
-	}()
-	h.t.Cleanup(func() { r.stop(h.t) })
-	return r
-}
-
-// stop cancels the bridge and waits for Run to return. Safe to call twice.
-func (r *running) stop(t testing.TB) {
-	t.Helper()
-	r.cancel()
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("bridge did not stop within 10s of its context ending")
-	}
-	r.nc.Close()
-}
-
-// alive fails the test when Run has returned.
-func (r *running) alive(t testing.TB) {
-	t.Helper()
-	select {
-	case <-r.done:
-		t.Fatalf("the bridge loop died: Run returned %v", r.err)
-	default:
-	}
-}
-
-// waitReady polls until the bridge reports ready.
-func (r *running) waitReady(t testing.TB) {
-	t.Helper()
-	natstest.WaitFor(t, waitLong, r.b.Ready)
+	return bridgetest.Start(h.t, parent, h.bridgeConfig(source), src, h.srv.URL())
 }
 
 // --- the stream, as a consumer sees it ---------------------------------------

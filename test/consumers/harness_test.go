@@ -22,11 +22,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/symbridge/symbridge/internal/bridgetest"
 	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/internal/testshared"
 	"github.com/symbridge/symbridge/pkg/bridge"
-	"github.com/symbridge/symbridge/pkg/subjects"
 	"github.com/symbridge/symbridge/pkg/symphony"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
 )
@@ -196,50 +196,8 @@ func (e *env) waitPulls(n int) {
 // as `symbridge run` does, until the test ends.
 func (e *env) startBridge() {
 	e.t.Helper()
-	subj, err := subjects.Compile(subjects.DefaultTemplate)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	dead, err := subjects.Compile(subjects.DefaultDeadLetter)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	cfg := bridge.Config{
-		Pod: pod, Source: "datafeed", Subject: subj, DeadLetter: dead,
-		PublishTimeout: 2 * time.Second, MaxPending: 1024, PublishRetryMax: 200 * time.Millisecond,
-		Retry:     symphony.RetryConfig{MaxAttempts: -1, Initial: 20 * time.Millisecond, Multiplier: 2, Max: 500 * time.Millisecond},
-		SlowRetry: 500 * time.Millisecond, Logger: logger,
-	}
-	nc, err := bridge.Connect(e.t.Context(), bridge.NATSConfig{URL: e.srv.URL()}, logger)
-	if err != nil {
-		e.t.Fatalf("connect: %v", err)
-	}
-	js, err := bridge.NewJetStream(nc, bridge.JetStreamConfig{PublishTimeout: cfg.PublishTimeout, MaxPending: cfg.MaxPending})
-	if err != nil {
-		nc.Close()
-		e.t.Fatalf("NewJetStream: %v", err)
-	}
-	b, err := bridge.New(cfg, e.feed, js)
-	if err != nil {
-		nc.Close()
-		e.t.Fatalf("bridge.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				e.t.Errorf("bridge: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			e.t.Errorf("bridge did not stop within 10s")
-		}
-		nc.Close()
-	})
+	bridgetest.Start(e.t, context.Background(), bridgetest.Config(e.t, pod, bridge.SourceDatafeed, logger), e.feed, e.srv.URL())
 }
 
 // emit gives the Agent n more events of the generator's mix.
