@@ -91,6 +91,27 @@ func (l *ledger) mustBeComplete(t *testing.T) {
 	}
 }
 
+// mustBeOnce fails the test for every event handled more than once.
+func (l *ledger) mustBeOnce(t *testing.T) {
+	t.Helper()
+	if tw := l.twice(); len(tw) > 0 {
+		t.Errorf("%d events handled twice, e.g. %v", len(tw), firstOf(tw))
+	}
+}
+
+// finish waits until the stream holds every event and the shared consumer
+// has had each acked, stops the workers still running (each must exit 0
+// within 5 s), and returns the ledger, checked for completeness.
+func (e *env) finish(ws []*proc) *ledger {
+	e.t.Helper()
+	e.waitStored(events)
+	e.waitAllAcked(events)
+	stopAll(e.t, ws)
+	l := e.ledger(ws, events)
+	l.mustBeComplete(e.t)
+	return l
+}
+
 // stopAll SIGTERMs every worker still running: each must exit 0 within 5 s.
 func stopAll(t *testing.T, ws []*proc) {
 	t.Helper()
@@ -119,15 +140,8 @@ func TestWorkersShareOneDurable(t *testing.T) {
 
 	e.emit(events)
 	e.startBridge()
-	e.waitStored(events)
-	e.waitAllAcked(events)
-	stopAll(t, ws)
-
-	l := e.ledger(ws, events)
-	l.mustBeComplete(t)
-	if tw := l.twice(); len(tw) > 0 {
-		t.Errorf("%d events handled twice, e.g. %v", len(tw), firstOf(tw))
-	}
+	l := e.finish(ws)
+	l.mustBeOnce(t)
 	for _, w := range ws {
 		if n := l.perProc[w.name]; n*10 < events {
 			t.Errorf("%s handled %d of %d events, under 10%%", w.name, n, events)
@@ -204,12 +218,7 @@ func TestKilledWorkerIsReplaced(t *testing.T) {
 	waitRecorded(t, victim, 100)
 	victim.kill()
 	e.emit(events - events/2)
-	e.waitStored(events)
-	e.waitAllAcked(events)
-	stopAll(t, ws)
-
-	l := e.ledger(ws, events)
-	l.mustBeComplete(t)
+	l := e.finish(ws)
 	// A worker records, then acks and waits for the server's confirmation,
 	// one message at a time: at most its last recorded event was not acked
 	// when it died.
@@ -248,16 +257,10 @@ func TestTerminatedWorkerStopsCleanly(t *testing.T) {
 			}
 			t.Logf("%s exited %.0f ms after SIGTERM", victim.name, float64(took)/float64(time.Millisecond))
 			e.emit(events - events/2)
-			e.waitStored(events)
-			e.waitAllAcked(events)
-			stopAll(t, ws)
-
-			l := e.ledger(ws, events)
-			l.mustBeComplete(t)
-			if tw := l.twice(); len(tw) > 0 {
-				t.Errorf("%d events handled twice (a stopped worker finishes what is in hand and leaves the rest un-acked), e.g. %v",
-					len(tw), firstOf(tw))
-			}
+			l := e.finish(ws)
+			// A stopped worker finishes what is in hand and leaves the
+			// rest un-acked: nothing it acked comes again.
+			l.mustBeOnce(t)
 			t.Logf("handled per worker: %v", l.perProc)
 		})
 	}
