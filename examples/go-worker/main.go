@@ -222,7 +222,7 @@ func (w *worker) work(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("pull from %s/%s: %w", w.o.stream, w.o.durable, err)
 	}
-	return w.each(ctx, it, func(msg jetstream.Msg) bool {
+	return w.each(ctx, it, func(msg jetstream.Msg, _ uint64) bool {
 		// Finish the message in hand even when SIGTERM came meanwhile:
 		// the ack gets its own short deadline.
 		ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
@@ -240,7 +240,7 @@ func (w *worker) work(ctx context.Context, js jetstream.JetStream) error {
 // On SIGTERM the iterator stops: Next returns, the message in hand (if any)
 // is finished, and the messages pulled but not handed to us stay un-acked;
 // the server gives them to another worker after AckWait.
-func (w *worker) each(ctx context.Context, it jetstream.MessagesContext, after func(jetstream.Msg) bool) error {
+func (w *worker) each(ctx context.Context, it jetstream.MessagesContext, after func(msg jetstream.Msg, seq uint64) bool) error {
 	defer context.AfterFunc(ctx, it.Stop)()
 	defer it.Stop()
 	for {
@@ -251,10 +251,11 @@ func (w *worker) each(ctx context.Context, it jetstream.MessagesContext, after f
 		if err != nil {
 			return fmt.Errorf("next message: %w", err)
 		}
-		if err := w.handle(msg); err != nil {
+		seq, err := w.handle(msg)
+		if err != nil {
 			return err
 		}
-		if !after(msg) {
+		if !after(msg, seq) {
 			return nil
 		}
 	}
@@ -324,19 +325,18 @@ func (w *worker) replay(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	return w.each(ctx, it, func(msg jetstream.Msg) bool {
-		md, err := msg.Metadata()
-		return err != nil || end == 0 || md.Sequence.Stream < end
+	return w.each(ctx, it, func(_ jetstream.Msg, seq uint64) bool {
+		return end == 0 || seq < end
 	})
 }
 
-// handle prints msg's line and records it. It fails only when the record
-// cannot be written: acknowledging an event the record lacks would make the
-// record lie.
-func (w *worker) handle(msg jetstream.Msg) error {
+// handle prints msg's line and records it, and returns its stream
+// sequence. It fails when the record cannot be written: acknowledging an
+// event the record lacks would make the record lie.
+func (w *worker) handle(msg jetstream.Msg) (uint64, error) {
 	md, err := msg.Metadata()
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return 0, fmt.Errorf("metadata: %w", err)
 	}
 	seq := md.Sequence.Stream
 	if !w.o.quiet {
@@ -347,11 +347,11 @@ func (w *worker) handle(msg jetstream.Msg) error {
 		// here can be lost when the process is killed after the ack.
 		line := strconv.FormatUint(seq, 10) + " " + msg.Headers().Get(jetstream.MsgIDHeader) + "\n"
 		if _, err := w.rec.WriteString(line); err != nil {
-			return fmt.Errorf("--record: %w", err)
+			return 0, fmt.Errorf("--record: %w", err)
 		}
 	}
 	w.handled++
-	return nil
+	return seq, nil
 }
 
 // event holds the few fields of a Symphony event a line shows.
