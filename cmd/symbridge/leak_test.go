@@ -27,6 +27,7 @@ import (
 	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/spec"
 )
 
 // credRecorder is Agent middleware that keeps every credential a client
@@ -88,7 +89,7 @@ func (c *credRecorder) headerTokens() []string {
 // validator (the Agent serves the handler wrapped at Start).
 func newRecordedAgent(t *testing.T, cfg symphonytest.Config) (*symphonytest.Agent, *url.URL, *credRecorder) {
 	t.Helper()
-	v, err := symphonytest.NewValidator(specDir(t))
+	v, err := spec.NewValidator(specDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

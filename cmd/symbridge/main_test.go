@@ -29,6 +29,7 @@ import (
 	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/pkg/symphony"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/spec"
 )
 
 const testBot = "bridge-bot"
@@ -62,7 +63,7 @@ func specDir(t testing.TB) string {
 // validator, that accepts pub's signatures for testBot.
 func newAgent(t *testing.T, pub *rsa.PublicKey, longPoll time.Duration) (*symphonytest.Agent, *url.URL) {
 	t.Helper()
-	v, err := symphonytest.NewValidator(specDir(t))
+	v, err := spec.NewValidator(specDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/spec"
 )
 
 // natsMode is one way a NATS server asks symbridge to prove who it is.
@@ -327,7 +328,7 @@ func TestPrivateKeyPermissionWarning(t *testing.T) {
 // 127.0.0.1 signed by p's CA, behind the OpenAPI validator.
 func newTLSAgent(t *testing.T, p *natstest.PKI) (*symphonytest.Agent, *url.URL) {
 	t.Helper()
-	v, err := symphonytest.NewValidator(specDir(t))
+	v, err := spec.NewValidator(specDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

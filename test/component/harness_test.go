@@ -24,6 +24,7 @@ import (
 	"github.com/symbridge/symbridge/pkg/bridge"
 	"github.com/symbridge/symbridge/pkg/symphony"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/spec"
 )
 
 const (
@@ -75,7 +76,7 @@ func specDir(t testing.TB) string {
 type harness struct {
 	t     *testing.T
 	agent *symphonytest.Agent
-	val   *symphonytest.Validator
+	val   *spec.Validator
 	url   string
 	srv   *natstest.Server // replaced by restart; only the test goroutine touches it
 	col   *collector
@@ -123,7 +124,7 @@ func newHarness(t *testing.T, cfg symphonytest.Config) *harness {
 	}
 	h.col = &collector{stream: stream, next: 1, byData: map[string][]int{}, bySerial: map[int64][]int{}}
 
-	v, err := symphonytest.NewValidator(specDir(t))
+	v, err := spec.NewValidator(specDir(t))
 	if err != nil {
 		t.Fatalf("NewValidator: %v", err)
 	}

@@ -267,7 +267,7 @@ func New(cfg Config) *Agent {
 }
 
 // Use wraps the handler that [Agent.Handler], [Agent.Start] and
-// [Agent.StartTLS] serve, e.g. with [Validator.Middleware]. Call it before
+// [Agent.StartTLS] serve, e.g. with the spec validator's Middleware. Call it before
 // serving; wrappers added later run outermost.
 func (a *Agent) Use(mw func(http.Handler) http.Handler) {
 	h := mw(*a.served.Load())
@@ -424,7 +424,7 @@ func (a *Agent) Emit(events ...[]byte) { a.emit(false, events) }
 
 // EmitMalformed queues events like [Agent.Emit] but marks them as
 // deliberately malformed (for example an event whose "type" is a number):
-// responses carrying them are exempt from [Validator] checks.
+// responses carrying them are exempt from the spec validator's checks (package spec).
 func (a *Agent) EmitMalformed(events ...[]byte) { a.emit(true, events) }
 
 func (a *Agent) emit(malformed bool, events [][]byte) {

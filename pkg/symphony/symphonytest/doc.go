@@ -7,7 +7,7 @@
 // /keyauth), /pod/v2/sessioninfo, /agent/v1/info, datafeed v2
 // (/agent/v5/datafeeds...), datahose (/agent/v5/events/read) and the legacy
 // datafeed v1 (/agent/v4/datafeed...). It follows the OpenAPI files of
-// finos/symphony-api-spec; [Validator] checks that over real HTTP.
+// finos/symphony-api-spec; the Validator of the sibling package spec (which only tests import) checks that over real HTTP.
 //
 // Each feed is a queue with visibility-timeout semantics modelled on what
 // Symphony documents for datafeed v2 (it is SQS-backed): a read hands out a

@@ -8,8 +8,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
+
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/internal/exempt"
 )
 
 // FaultKind is one kind of failure the Agent can inject.
@@ -17,7 +18,7 @@ type FaultKind string
 
 // Fault kinds. Every injected fault is counted in Stats.Faults, carries the
 // response header [FaultHeader] (when there is a response) and is exempt
-// from [Validator] checks.
+// from the spec validator's checks.
 const (
 	// FaultServerError answers Faults.Status (500 by default).
 	FaultServerError FaultKind = "server-error"
@@ -65,7 +66,7 @@ const (
 
 // FaultHeader is set on every response produced or altered by fault
 // injection, with the fault kind as value.
-const FaultHeader = "X-Symbridge-Sim-Fault"
+const FaultHeader = exempt.FaultHeader
 
 // Faults is a fault-injection schedule. Each eligible request (see Targets)
 // first takes the next kind from Next; when Next is empty, it draws a fault
@@ -198,19 +199,6 @@ func (a *Agent) Faults() Faults {
 	return f
 }
 
-// exemptMark is put in the request context by [Validator.Middleware]; the
-// Agent sets it when the response is a fault or carries a deliberately
-// malformed event, so the validator skips the response.
-type exemptMark struct{ reason atomic.Value }
-
-type exemptKey struct{}
-
-func markExempt(r *http.Request, reason string) {
-	if m, ok := r.Context().Value(exemptKey{}).(*exemptMark); ok {
-		m.reason.Store(reason)
-	}
-}
-
 // beginFault draws the fault of this request. It returns the kind (empty
 // for none) and whether the response was already written (or the request
 // abandoned). FaultTruncated*, FaultFeedExpired on reads and FaultLatency
@@ -227,14 +215,14 @@ func (a *Agent) beginFault(w http.ResponseWriter, r *http.Request, t Target) (Fa
 	a.stats.Faults[kind]++
 	a.mu.Unlock()
 	if kind != FaultLatency {
-		markExempt(r, "injected fault: "+string(kind))
+		exempt.Mark(r, "injected fault: "+string(kind))
 		w.Header().Set(FaultHeader, string(kind))
 	}
 	switch kind {
 	case FaultLatency:
 		if err := a.sleep(r.Context(), f.Latency); err != nil {
 			if errors.Is(err, errClosed) {
-				markExempt(r, "simulator closed during injected latency")
+				exempt.Mark(r, "simulator closed during injected latency")
 				writeError(w, http.StatusServiceUnavailable, "simulator closing")
 			}
 			return kind, true // else the client went away: nothing to answer

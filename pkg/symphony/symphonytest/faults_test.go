@@ -3,6 +3,7 @@ package symphonytest
 import (
 	"encoding/json"
 	"errors"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/spec"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -206,7 +207,7 @@ func TestFaultsOnOtherEndpoints(t *testing.T) {
 // TestValidatorCatchesViolations proves the validator fails on what breaks
 // the spec, so that a clean run means something.
 func TestValidatorCatchesViolations(t *testing.T) {
-	v, err := NewValidator(specDir(t))
+	v, err := spec.NewValidator(specDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +232,8 @@ func TestValidatorCatchesViolations(t *testing.T) {
 	for path, h := range bad {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) { h(w) })
 	}
-	var reported []Failure
-	srv := newTestServer(t, v.Middleware(mux, func(f Failure) { reported = append(reported, f) }))
+	var reported []spec.Failure
+	srv := newTestServer(t, v.Middleware(mux, func(f spec.Failure) { reported = append(reported, f) }))
 	post := func(path, body string, hdr map[string]string) {
 		req, _ := http.NewRequest("POST", srv+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -274,7 +275,7 @@ func TestValidatorCatchesViolations(t *testing.T) {
 }
 
 func TestRoundTripperValidates(t *testing.T) {
-	v, err := NewValidator(specDir(t))
+	v, err := spec.NewValidator(specDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/symbridge/symbridge/pkg/symphony"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/spec"
 )
 
 var urlSafeStreamID = regexp.MustCompile(`^[A-Za-z0-9_-]{34}$`)
@@ -44,7 +45,7 @@ var routing = map[string]struct {
 }
 
 func TestGeneratorCoversEveryTypeValidly(t *testing.T) {
-	v, err := NewValidator(specDir(t))
+	v, err := spec.NewValidator(specDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +119,8 @@ func TestGeneratorQuirks(t *testing.T) {
 	g := NewGenerator(GeneratorConfig{Seed: 11})
 
 	noID := g.Event(symphony.TypeUserJoinedRoom, WithoutID())
-	if err := CheckEvent(noID); !errors.Is(err, ErrEventWithoutID) {
-		t.Errorf("event without id: CheckEvent = %v", err)
+	if err := spec.CheckEvent(noID); !errors.Is(err, spec.ErrEventWithoutID) {
+		t.Errorf("event without id: spec.CheckEvent = %v", err)
 	}
 	if ev := symphony.ParseEvent(noID); ev.Err != nil || ev.ID != "" || bytes.Contains(noID, []byte(`"id"`)) {
 		t.Errorf("event without id decodes to %+v", ev)
@@ -148,7 +149,7 @@ func TestGeneratorQuirks(t *testing.T) {
 		if !strings.HasSuffix(sid, "==") || len(sid) != 36 || ev.StreamID != symphony.NormalizeStreamID(sid) || !urlSafeStreamID.MatchString(ev.StreamID) {
 			t.Errorf("%s: standard stream id %q routes as %q", typ, sid, ev.StreamID)
 		}
-		if err := CheckEvent(raw); err != nil {
+		if err := spec.CheckEvent(raw); err != nil {
 			t.Errorf("%s: %v", typ, err)
 		}
 	}
@@ -159,7 +160,7 @@ func TestGeneratorQuirks(t *testing.T) {
 	for i, raw := range act {
 		evs[i] = symphony.ParseEvent(raw)
 		ids[symphony.MsgID(&evs[i])] = true
-		if err := CheckEvent(raw); err != nil {
+		if err := spec.CheckEvent(raw); err != nil {
 			t.Error(err)
 		}
 	}
@@ -177,13 +178,13 @@ func TestGeneratorQuirks(t *testing.T) {
 	}
 
 	unknown := g.Event("MESSAGEREACTIONADDED")
-	if err := CheckEvent(unknown); err != nil {
+	if err := spec.CheckEvent(unknown); err != nil {
 		t.Errorf("unknown type: %v", err)
 	}
 	if ev := symphony.ParseEvent(unknown); ev.Err != nil || ev.Type != "MESSAGEREACTIONADDED" || !ev.HasStream {
 		t.Errorf("unknown type decodes to %+v", ev)
 	}
-	if err := CheckEvent(g.Event("SOMETHINGNEW")); err != nil {
+	if err := spec.CheckEvent(g.Event("SOMETHINGNEW")); err != nil {
 		t.Errorf("arbitrary unknown type: %v", err)
 	}
 }
@@ -209,8 +210,8 @@ func TestGeneratorMixAndDeterminism(t *testing.T) {
 	for _, raw := range a {
 		ev := symphony.ParseEvent(raw)
 		types[ev.Type] = true
-		switch err := CheckEvent(raw); {
-		case errors.Is(err, ErrEventWithoutID):
+		switch err := spec.CheckEvent(raw); {
+		case errors.Is(err, spec.ErrEventWithoutID):
 			noID++
 		case err != nil:
 			t.Errorf("%v\n%s", err, raw)
@@ -259,7 +260,7 @@ func TestGeneratorMixAndDeterminism(t *testing.T) {
 }
 
 func TestCheckEventRejects(t *testing.T) {
-	if n := len(StrictEventSchema().OneOf); n != len(symphony.KnownTypes())+1 {
+	if n := len(spec.StrictEventSchema().OneOf); n != len(symphony.KnownTypes())+1 {
 		t.Fatalf("strict schema has %d branches", n)
 	}
 	g := NewGenerator(GeneratorConfig{Seed: 3})
@@ -323,13 +324,13 @@ func TestCheckEventRejects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := CheckEvent(raw); !errors.Is(err, ErrStrictEvent) {
-			t.Errorf("%s: CheckEvent = %v", name, err)
+		if err := spec.CheckEvent(raw); !errors.Is(err, spec.ErrStrictEvent) {
+			t.Errorf("%s: spec.CheckEvent = %v", name, err)
 		}
 	}
 	for _, raw := range []string{`[]`, `{"type":`, `{} {}`} {
-		if err := CheckEvent([]byte(raw)); !errors.Is(err, ErrStrictEvent) {
-			t.Errorf("%s: CheckEvent = %v", raw, err)
+		if err := spec.CheckEvent([]byte(raw)); !errors.Is(err, spec.ErrStrictEvent) {
+			t.Errorf("%s: spec.CheckEvent = %v", raw, err)
 		}
 	}
 }

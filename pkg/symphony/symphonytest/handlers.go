@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/symbridge/symbridge/pkg/symphony"
+
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/internal/exempt"
 )
 
 // maxRequestBody caps request bodies; every request of these APIs is tiny.
@@ -373,7 +375,7 @@ func (a *Agent) serveRead(w http.ResponseWriter, r *http.Request, f *feed, ackID
 		return // the client went away: nothing to answer
 	}
 	if res.malformed {
-		markExempt(r, "deliberately malformed event")
+		exempt.Mark(r, "deliberately malformed event")
 	}
 	body := eventList(res.events, res.ackID)
 	writeBody(w, fault, http.StatusOK, "application/json", *body)
@@ -606,7 +608,7 @@ func (a *Agent) handleV1Read(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.malformed {
-		markExempt(r, "deliberately malformed event")
+		exempt.Mark(r, "deliberately malformed event")
 	}
 	if len(res.events) == 0 {
 		w.WriteHeader(http.StatusNoContent)

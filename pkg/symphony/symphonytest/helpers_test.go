@@ -17,6 +17,7 @@ import (
 	"github.com/symbridge/symbridge/internal/testshared"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/spec"
 )
 
 const testUser = "bridge-bot"
@@ -67,11 +68,11 @@ func samplesDir(t testing.TB) string {
 // sim is an Agent served over real HTTP behind the OpenAPI validator.
 type sim struct {
 	*Agent
-	v   *Validator
+	v   *spec.Validator
 	url string
 }
 
-// newSim starts an Agent behind a Validator; at cleanup it closes the Agent
+// newSim starts an Agent behind a spec.Validator; at cleanup it closes the Agent
 // and fails the test on any validation failure.
 func newSim(t *testing.T, cfg Config) *sim {
 	t.Helper()
@@ -85,9 +86,9 @@ func newSim(t *testing.T, cfg Config) *sim {
 	if cfg.LongPoll == 0 {
 		cfg.LongPoll = 100 * time.Millisecond
 	}
-	v, err := NewValidator(specDir(t))
+	v, err := spec.NewValidator(specDir(t))
 	if err != nil {
-		t.Fatalf("NewValidator: %v", err)
+		t.Fatalf("spec.NewValidator: %v", err)
 	}
 	a := New(cfg)
 	a.Use(func(h http.Handler) http.Handler { return v.Middleware(h, nil) })

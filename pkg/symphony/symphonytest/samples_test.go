@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/symbridge/symbridge/pkg/symphony"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/spec"
 )
 
 // TestSamples checks every JSON file of ../shared/symphony-samples against
@@ -18,7 +19,7 @@ import (
 // and compares its shape with what the simulator and the generator produce.
 // A sample file added without a case here fails the test.
 func TestSamples(t *testing.T) {
-	v, err := NewValidator(specDir(t))
+	v, err := spec.NewValidator(specDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestSamples(t *testing.T) {
 	}
 }
 
-func mustSchema(t *testing.T, v *Validator, name, schema string, data []byte) {
+func mustSchema(t *testing.T, v *spec.Validator, name, schema string, data []byte) {
 	t.Helper()
 	if err := v.ValidateSchema(schema, data); err != nil {
 		t.Errorf("%s does not match %s: %v", name, schema, err)

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/spec"
 	"math/big"
 	"net/http"
 	"testing"
@@ -67,7 +68,7 @@ func (ca *testCA) client(t *testing.T, cn string) tls.Certificate {
 
 func TestCertificateAuthOverHTTPS(t *testing.T) {
 	ca := newTestCA(t)
-	v, err := NewValidator(specDir(t))
+	v, err := spec.NewValidator(specDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package symphonytest
+package spec
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest/internal/exempt"
 )
 
 // Spec files [NewValidator] loads, relative to the spec directory (a copy
@@ -42,7 +44,7 @@ var specServers = map[string][]string{
 // Exemptions lists, for the record, everything a [Validator] does not
 // check. Nothing else is skipped.
 var Exemptions = []string{
-	"responses produced or altered by fault injection (the Agent marks them; header " + FaultHeader + ")",
+	"responses produced or altered by fault injection (the Agent marks them; header " + exempt.FaultHeader + ")",
 	"responses carrying events emitted with Agent.EmitMalformed",
 	"GET /pod/v2/sessioninfo: the pod API spec is not among the supplied files",
 	"the body of a 204 response: HTTP forbids one, though the spec attaches V2Error to deleteDatafeed's 204",
@@ -330,14 +332,13 @@ func (v *Validator) Middleware(next http.Handler, report func(Failure)) http.Han
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		in := v.validateRequest(r, body, report)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		mark := &exemptMark{}
-		r = r.WithContext(context.WithValue(r.Context(), exemptKey{}, mark))
+		r, exemptReason := exempt.Track(r)
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if in == nil {
 			return
 		}
-		if reason, ok := mark.reason.Load().(string); ok {
+		if reason, ok := exemptReason(); ok {
 			v.exempt(reason)
 			return
 		}
@@ -408,7 +409,7 @@ func (v *Validator) RoundTripper(next http.RoundTripper, report func(Failure)) h
 		if err != nil || in == nil {
 			return resp, err
 		}
-		if kind := resp.Header.Get(FaultHeader); kind != "" {
+		if kind := resp.Header.Get(exempt.FaultHeader); kind != "" {
 			v.exempt("injected fault: " + kind)
 			return resp, nil
 		}

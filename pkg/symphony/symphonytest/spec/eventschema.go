@@ -1,4 +1,4 @@
-package symphonytest
+package spec
 
 import (
 	"bytes"
