@@ -133,6 +133,7 @@ func (c ClientConfig) Validate() error {
 		}
 	case c.Certificate != nil:
 		if len(c.Certificate.Certificate) == 0 || c.Certificate.PrivateKey == nil {
+			//lint:ignore ST1005 the message starts with the name of the Go field at fault
 			return errors.New("Certificate: needs a certificate chain and its private key")
 		}
 		if err := validateBaseURL("SessionAuthURL", c.SessionAuthURL); err != nil {

@@ -527,9 +527,7 @@ func (r *runner) report(v verdict, timedOut bool, feedErr, readErr error) []stri
 	if r.st.inFlightKills < r.o.minKills {
 		fail = append(fail, fmt.Sprintf("only %d kills landed while a batch was in flight (want at least %d)", r.st.inFlightKills, r.o.minKills))
 	}
-	for _, u := range unexpected {
-		fail = append(fail, u)
-	}
+	fail = append(fail, unexpected...)
 	fail = append(fail, r.st.problems...)
 	if timedOut {
 		fail = append(fail, fmt.Sprintf("timed out (-timeout %s)", r.o.timeout))

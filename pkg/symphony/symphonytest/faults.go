@@ -92,6 +92,7 @@ type Faults struct {
 // Validate names the first invalid field.
 func (f Faults) Validate() error {
 	if f.Rate < 0 || f.Rate > 1 {
+		//lint:ignore ST1005 the message starts with the name of the Go field at fault
 		return fmt.Errorf("Rate: must be within [0, 1], got %v", f.Rate)
 	}
 	known := AllFaultKinds()
@@ -104,6 +105,7 @@ func (f Faults) Validate() error {
 		switch t {
 		case TargetRead, TargetAuth, TargetAdmin, TargetInfo:
 		default:
+			//lint:ignore ST1005 the message starts with the name of the Go field at fault
 			return fmt.Errorf("Targets: unknown target %q", t)
 		}
 	}
@@ -111,6 +113,7 @@ func (f Faults) Validate() error {
 		return fmt.Errorf("Latency/RetryAfter: must not be negative")
 	}
 	if f.Status != 0 && (f.Status < 500 || f.Status > 599) {
+		//lint:ignore ST1005 the message starts with the name of the Go field at fault
 		return fmt.Errorf("Status: must be a 5xx status, got %d", f.Status)
 	}
 	return nil
