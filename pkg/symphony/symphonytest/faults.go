@@ -202,6 +202,18 @@ func (a *Agent) Faults() Faults {
 	return f
 }
 
+// admit starts every authenticated endpoint the same way: draw the fault of
+// this request, then check the session (and, with needKM, the key manager
+// token). ok is false when the response was already written.
+func (a *Agent) admit(w http.ResponseWriter, r *http.Request, t Target, needKM bool) (FaultKind, string, bool) {
+	fault, done := a.beginFault(w, r, t)
+	if done {
+		return "", "", false
+	}
+	account, ok := a.authorize(w, r, needKM)
+	return fault, account, ok
+}
+
 // beginFault draws the fault of this request. It returns the kind (empty
 // for none) and whether the response was already written (or the request
 // abandoned). FaultTruncated*, FaultFeedExpired on reads and FaultLatency

@@ -143,11 +143,7 @@ func (a *Agent) authFailed(w http.ResponseWriter, status int, msg string) {
 }
 
 func (a *Agent) handleSessionInfo(w http.ResponseWriter, r *http.Request) {
-	fault, done := a.beginFault(w, r, TargetInfo)
-	if done {
-		return
-	}
-	account, ok := a.authorize(w, r, false)
+	fault, account, ok := a.admit(w, r, TargetInfo, false)
 	if !ok {
 		return
 	}
@@ -216,11 +212,7 @@ func listedType(k FeedKind) string {
 }
 
 func (a *Agent) handleList(w http.ResponseWriter, r *http.Request) {
-	fault, done := a.beginFault(w, r, TargetAdmin)
-	if done {
-		return
-	}
-	account, ok := a.authorize(w, r, true)
+	fault, account, ok := a.admit(w, r, TargetAdmin, true)
 	if !ok {
 		return
 	}
@@ -244,11 +236,7 @@ func (a *Agent) handleList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleCreate(w http.ResponseWriter, r *http.Request) {
-	fault, done := a.beginFault(w, r, TargetAdmin)
-	if done {
-		return
-	}
-	account, ok := a.authorize(w, r, true)
+	fault, account, ok := a.admit(w, r, TargetAdmin, true)
 	if !ok {
 		return
 	}
@@ -276,10 +264,7 @@ func (a *Agent) handleCreate(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleDelete(w http.ResponseWriter, r *http.Request) {
 	// A truncation fault has nothing to cut in a 204: it answers normally.
-	if _, done := a.beginFault(w, r, TargetAdmin); done {
-		return
-	}
-	account, ok := a.authorize(w, r, true)
+	_, account, ok := a.admit(w, r, TargetAdmin, true)
 	if !ok {
 		return
 	}
@@ -306,11 +291,7 @@ type ackBody struct {
 }
 
 func (a *Agent) handleRead(w http.ResponseWriter, r *http.Request) {
-	fault, done := a.beginFault(w, r, TargetRead)
-	if done {
-		return
-	}
-	account, ok := a.authorize(w, r, true)
+	fault, account, ok := a.admit(w, r, TargetRead, true)
 	if !ok {
 		return
 	}
@@ -462,11 +443,7 @@ func (req *datahoseBody) validate() error {
 }
 
 func (a *Agent) handleDatahose(w http.ResponseWriter, r *http.Request) {
-	fault, done := a.beginFault(w, r, TargetRead)
-	if done {
-		return
-	}
-	account, ok := a.authorize(w, r, true)
+	fault, account, ok := a.admit(w, r, TargetRead, true)
 	if !ok {
 		return
 	}
@@ -533,11 +510,7 @@ const v1Warning = "This method is deprecated"
 
 func (a *Agent) handleV1Create(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Warning", v1Warning)
-	fault, done := a.beginFault(w, r, TargetAdmin)
-	if done {
-		return
-	}
-	account, ok := a.authorize(w, r, true)
+	fault, account, ok := a.admit(w, r, TargetAdmin, true)
 	if !ok {
 		return
 	}
@@ -564,11 +537,7 @@ func (a *Agent) handleV1Create(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleV1Read(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Warning", v1Warning)
-	fault, done := a.beginFault(w, r, TargetRead)
-	if done {
-		return
-	}
-	account, ok := a.authorize(w, r, true)
+	fault, account, ok := a.admit(w, r, TargetRead, true)
 	if !ok {
 		return
 	}
