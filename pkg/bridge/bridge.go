@@ -226,11 +226,10 @@ type Bridge struct {
 	// not looked up yet).
 	dlLimit atomic.Int64
 
-	mu         sync.Mutex
-	running    bool
-	stopped    error // why Run returned, once it did
-	readers    []*reader
-	publishErr error // set while a publish is failing, cleared once stored
+	mu      sync.Mutex
+	running bool
+	stopped error // why Run returned, once it did
+	readers []*reader
 }
 
 // New checks cfg (see [Config.Validate]) and returns a Bridge reading src and
@@ -281,10 +280,10 @@ func (b *Bridge) Ready() error {
 			return fmt.Errorf("NATS connection is %s", st)
 		}
 	}
-	if b.publishErr != nil {
-		return fmt.Errorf("publishing to JetStream fails: %w", b.publishErr)
-	}
 	for _, r := range b.readers {
+		if r.publishErr != nil {
+			return fmt.Errorf("reader %d: publishing to JetStream fails: %w", r.id, r.publishErr)
+		}
 		if r.refused != nil {
 			return fmt.Errorf("reader %d: the Agent refuses reads: %w", r.id, r.refused)
 		}
@@ -411,10 +410,4 @@ func (b *Bridge) runHook(notes <-chan storedNote) {
 			(*fn)(n.msg, n.ack)
 		}
 	}
-}
-
-func (b *Bridge) setPublishErr(err error) {
-	b.mu.Lock()
-	b.publishErr = err
-	b.mu.Unlock()
 }

@@ -25,9 +25,10 @@ type reader struct {
 	backoff *symphony.Backoff // transient read failures
 
 	// Health, guarded by b.mu.
-	failures int   // consecutive read failures
-	lastErr  error // the last read error
-	refused  error // set while the Agent refuses reads (slow retry)
+	failures   int   // consecutive read failures
+	lastErr    error // the last read error
+	refused    error // set while the Agent refuses reads (slow retry)
+	publishErr error // set while this reader's batch fails to publish, cleared once stored
 }
 
 // pool owns the readers of one Run: it starts them, and the first fatal
@@ -176,7 +177,7 @@ func (r *reader) run(ctx context.Context) error {
 		}
 
 		// 3. Store.
-		if err := r.b.storeBatch(ctx, log, batch.Events); err != nil {
+		if err := r.b.storeBatch(ctx, log, r, batch.Events); err != nil {
 			log.Info("stopping in the middle of a batch; it stays un-acknowledged and will be redelivered",
 				"events", len(batch.Events))
 			return nil
@@ -264,6 +265,14 @@ func (r *reader) recordFailure(err error, refused bool) {
 	if refused {
 		r.refused = err
 	}
+}
+
+// setPublishErr records (nil: clears) the reader's publish failure, which
+// [Bridge.Ready] reports while it lasts.
+func (r *reader) setPublishErr(err error) {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	r.publishErr = err
 }
 
 func (r *reader) setHealthy() {

@@ -48,8 +48,9 @@ var errAckLost = fmt.Errorf("no publish-ack in time: %w", jetstream.ErrAsyncPubl
 // fresh or duplicate publish-ack, or stored as a dead letter). Transient
 // failures are re-published, same Msg-Id, under a backoff capped at
 // PublishRetryMax, for as long as it takes. It returns an error only when ctx
-// ends first.
-func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, events []symphony.Event) error {
+// ends first. A failing publish is recorded on r, the reader whose batch it
+// is, until the batch is stored.
+func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, r *reader, events []symphony.Event) error {
 	items, done := b.prepare(ctx, events)
 	retry := symphony.NewBackoff(symphony.RetryConfig{
 		MaxAttempts: -1, Multiplier: 2,
@@ -62,7 +63,7 @@ func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, events []symp
 			return err
 		}
 		if transient != nil {
-			b.setPublishErr(transient)
+			r.setPublishErr(transient)
 			b.stats.publishRetries.Add(int64(len(again)))
 			attempt := retry.Attempts() + 1
 			level := slog.LevelDebug
@@ -77,7 +78,7 @@ func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, events []symp
 		}
 		items = again // on no transient failure: only events just turned into dead letters
 	}
-	b.setPublishErr(nil)
+	r.setPublishErr(nil)
 	b.cfg.Dedupe.Mark(done...) // a nil set marks nothing
 	return nil
 }
