@@ -161,6 +161,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		hooks.started(natsURL) // the feed exists now: events emitted from here on reach it
 	}
 
+	lat := newBatchLatency()
 	b, err := bridge.New(bridge.Config{
 		Pod: cfg.Bridge.Pod, Source: cfg.Bridge.Source,
 		Subject: subj, DeadLetter: dead,
@@ -169,6 +170,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		SlowRetry: cfg.Bridge.SlowRetry,
 		Retry:     sourceRetry(cfg),
 		Dedupe:    dedupeSet(cfg),
+		Observer:  lat,
 		Logger:    logger,
 	}, src, js)
 	if err != nil {
@@ -177,11 +179,11 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if hooks.onStored != nil {
 		b.OnStored(hooks.onStored)
 	}
-	life.running(b, promhttp.HandlerFor(newMetrics(b, nc, cfg.Bridge.Source), promhttp.HandlerOpts{}))
+	life.running(b, promhttp.HandlerFor(newMetrics(b, nc, cfg.Bridge.Source, lat), promhttp.HandlerOpts{}))
 	err = b.Run(ctx)
 	st := b.Stats()
 	logger.Info("symbridge stopped", "stats", fmt.Sprintf("%+v", st),
-		"batch_p50", b.BatchLatency(0.5), "batch_p99", b.BatchLatency(0.99))
+		"batch_p50", lat.quantile(0.5), "batch_p99", lat.quantile(0.99))
 	return err
 }
 

@@ -188,7 +188,9 @@ func (r *reader) run(ctx context.Context) error {
 		r.backoff.Reset()
 		r.setHealthy()
 		if len(batch.Events) > 0 {
-			r.b.stats.latency.observe(time.Since(readAt))
+			if o := r.b.cfg.Observer; o != nil {
+				o.ObserveBatch(time.Since(readAt), len(batch.Events))
+			}
 			log.Debug("batch stored", "events", len(batch.Events), "feed", batch.FeedID)
 		}
 
