@@ -270,8 +270,8 @@ func isSizeError(err error) bool {
 
 // toDeadLetter turns it into a dead letter: published on the dead-letter
 // subject, with the reason and the original subject in headers, its payload
-// (the event's JSON) cut to fit the size limit, and a Msg-Id derived from the
-// raw bytes so that a redelivery of the same event is deduplicated.
+// (the event's JSON) cut to fit the size limit, and the Msg-Id of
+// [deadLetterID], so that a redelivery of the same event is deduplicated.
 func (b *Bridge) toDeadLetter(ctx context.Context, it *item, reason string) {
 	ev := it.ev
 	v := subjects.FromEvent(ev, b.cfg.Pod, b.cfg.Source)
@@ -309,11 +309,15 @@ func (b *Bridge) toDeadLetter(ctx context.Context, it *item, reason string) {
 	it.sent = false
 }
 
-// deadLetterID is the Msg-Id of ev's dead letter: derived from the raw
-// bytes (the event may not decode), prefixed so that it never equals a
-// normal message's.
+// deadLetterID is the Msg-Id of ev's dead letter, prefixed so that it never
+// equals a normal message's: for an event that decodes, its own Msg-Id
+// ([symphony.MsgID]), which a redelivery re-serialised by the Agent keeps;
+// for one that does not, a hash of its raw bytes, the only identity it has.
 func deadLetterID(ev *symphony.Event) string {
-	return deadLetterIDPrefix + symphony.RawMsgID(ev.Raw)
+	if ev.Err != nil {
+		return deadLetterIDPrefix + symphony.RawMsgID(ev.Raw)
+	}
+	return deadLetterIDPrefix + symphony.MsgID(ev)
 }
 
 // deadLetterLimit is the size a dead letter must fit in: Config.MaxMsgBytes,
