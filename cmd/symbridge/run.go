@@ -335,9 +335,9 @@ func permanentStreamError(err error) bool {
 // dedupeSet is the bridge's set of recently stored Msg-Ids; nil (no set:
 // every event is published, and JetStream's duplicate window drops what
 // it has seen) when bridge.dedupeEntries is 0, as documented.
-func dedupeSet(cfg *config.Config) *dedupe.Set {
+func dedupeSet(cfg *config.Config) bridge.Deduper {
 	if cfg.Bridge.DedupeEntries <= 0 {
-		return nil
+		return nil // a nil interface, not a nil *dedupe.Set in one
 	}
 	return dedupe.New(cfg.Bridge.DedupeEntries, cfg.NATS.Stream.Duplicates)
 }

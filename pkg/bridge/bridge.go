@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/symbridge/symbridge/internal/dedupe"
 	"github.com/symbridge/symbridge/pkg/subjects"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
@@ -92,7 +91,7 @@ type Config struct {
 	// publish failed transiently (default 5 s).
 	PublishRetryMax time.Duration
 	// Dedupe, when set, skips publishing events stored recently. Optional.
-	Dedupe *dedupe.Set
+	Dedupe Deduper
 	// MaxMsgBytes is the size a dead letter (headers + payload) must fit in.
 	// 0 takes the server's max payload, lowered to the dead-letter stream's
 	// MaxMsgSize when it has one.
@@ -113,6 +112,17 @@ type Config struct {
 	Observer Observer
 	// Logger receives the bridge's logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// Deduper remembers the Msg-Ids of events stored recently, so that a
+// redelivery is not published again. It is an optimisation: JetStream's
+// duplicate window is the guarantee. It must be safe for concurrent use.
+type Deduper interface {
+	// Seen reports whether id was marked and is still remembered.
+	Seen(id string) bool
+	// Mark remembers ids as stored; the bridge calls it only once every
+	// one of them has its publish-ack.
+	Mark(ids ...string)
 }
 
 // Observer is told about the bridge's work, for metrics. Its methods are

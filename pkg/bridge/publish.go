@@ -79,7 +79,9 @@ func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, r *reader, ev
 		items = again // on no transient failure: only events just turned into dead letters
 	}
 	r.setPublishErr(nil)
-	b.cfg.Dedupe.Mark(done...) // a nil set marks nothing
+	if b.cfg.Dedupe != nil {
+		b.cfg.Dedupe.Mark(done...)
+	}
 	return nil
 }
 
@@ -100,7 +102,7 @@ func (b *Bridge) prepare(ctx context.Context, events []symphony.Event) ([]*item,
 		} else {
 			it.msgID = symphony.MsgID(ev)
 		}
-		if b.cfg.Dedupe.Seen(it.msgID) { // a nil set has seen nothing
+		if b.cfg.Dedupe != nil && b.cfg.Dedupe.Seen(it.msgID) {
 			b.stats.dedupeSkipped.Add(1)
 			continue
 		}
