@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/symbridge/symbridge/internal/backoff"
 	"github.com/symbridge/symbridge/internal/config"
 	"github.com/symbridge/symbridge/internal/dedupe"
 	"github.com/symbridge/symbridge/internal/natsembed"
@@ -279,7 +280,7 @@ func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client
 // retryStartup retries a start-up step on transient errors with the BDK's
 // default backoff capped at 30 s; credentials rejected and bad usage stop at once.
 func retryStartup(ctx context.Context, logger *slog.Logger, what string, fn func(context.Context) error) error {
-	bo := symphony.NewBackoff(symphony.RetryConfig{MaxAttempts: -1, Initial: 500 * time.Millisecond, Multiplier: 2, Max: 30 * time.Second})
+	bo := backoff.New(backoff.Config{MaxAttempts: -1, Initial: 500 * time.Millisecond, Multiplier: 2, Max: 30 * time.Second})
 	for {
 		err := fn(ctx)
 		if err == nil {

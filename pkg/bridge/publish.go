@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/symbridge/symbridge/internal/backoff"
 	"github.com/symbridge/symbridge/pkg/subjects"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
@@ -52,7 +53,7 @@ var errAckLost = fmt.Errorf("no publish-ack in time: %w", jetstream.ErrAsyncPubl
 // is, until the batch is stored.
 func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, r *reader, events []symphony.Event) error {
 	items, done := b.prepare(ctx, events)
-	retry := symphony.NewBackoff(symphony.RetryConfig{
+	retry := backoff.New(backoff.Config{
 		MaxAttempts: -1, Multiplier: 2,
 		Initial: min(50*time.Millisecond, b.cfg.PublishRetryMax),
 		Max:     b.cfg.PublishRetryMax,
