@@ -162,19 +162,32 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 // certificate: ours did not verify the server's, the server sent an alert,
 // or it closed the connection right after the handshake (how a TLS 1.3
 // server refuses a missing or unknown client certificate, as nats.go notes).
-// Retrying with the same files cannot help.
+// Retrying with the same files cannot help. Every case but the last is
+// recognised by its type.
 func certificateRefused(err error) bool {
 	var verify *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var invalid x509.CertificateInvalidError
-	var op *net.OpError
 	return errors.As(err, &verify) || errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
-		errors.As(err, &invalid) || (errors.As(err, &op) && op.Op == "remote error") || closedAfterHandshake(err)
+		errors.As(err, &invalid) || remoteAlert(err) || closedAfterHandshake(err)
+}
+
+// remoteAlert reports a TLS alert received from the server. crypto/tls
+// reports one over TCP only as a *net.OpError whose Op is "remote error",
+// around an unexported alert type (its exported tls.AlertError is for
+// QUIC): the Op field, not the error text, is the only mark there is.
+func remoteAlert(err error) bool {
+	var op *net.OpError
+	var alert tls.AlertError
+	return errors.As(err, &alert) || (errors.As(err, &op) && op.Op == "remote error")
 }
 
 // closedAfterHandshake recognises nats.go's error for a server that closed
-// the connection right after a completed TLS handshake.
+// the connection right after a completed TLS handshake. It has no type of
+// its own: nats.go wraps nats.ErrTLS around the io.EOF or reset it met, as
+// it does around a handshake that failed half-way (a server going down,
+// worth waiting for), so only its text tells the two apart.
 func closedAfterHandshake(err error) bool {
 	return errors.Is(err, nats.ErrTLS) && strings.Contains(err.Error(), "closed by remote after TLS handshake")
 }
