@@ -72,7 +72,7 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
-	log := logger.With("nats", RedactURL(cfg.URL))
+	log := logger.With("nats", redactURL(cfg.URL))
 	// failed carries the errors of connection attempts to the start-up wait
 	// below; once connected nobody reads it and the handler drops them.
 	failed := make(chan error, 1)
@@ -117,7 +117,7 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 	}
 	nc, err := nats.Connect(cfg.URL, append(opts, cfg.Options...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(cfg.URL), err)
+		return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(cfg.URL), err)
 	}
 
 	status := nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
@@ -134,25 +134,25 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 		select {
 		case <-ctx.Done():
 			nc.Close()
-			return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(cfg.URL), ctx.Err())
+			return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(cfg.URL), ctx.Err())
 		case err = <-failed:
 		case <-poll.C:
 			err = nc.LastError()
 		case st, ok := <-status:
 			if !ok || st == nats.CLOSED {
 				if err := nc.LastError(); err != nil {
-					return nil, fmt.Errorf("connect to NATS %s: connection closed: %w", RedactURL(cfg.URL), err)
+					return nil, fmt.Errorf("connect to NATS %s: connection closed: %w", redactURL(cfg.URL), err)
 				}
-				return nil, fmt.Errorf("connect to NATS %s: connection closed", RedactURL(cfg.URL))
+				return nil, fmt.Errorf("connect to NATS %s: connection closed", redactURL(cfg.URL))
 			}
 		}
 		if err != nil && certificateRefused(err) {
 			nc.Close()
 			if closedAfterHandshake(err) {
 				return nil, fmt.Errorf("connect to NATS %s: %w (the server probably wants a client certificate it did not get or accept)",
-					RedactURL(cfg.URL), err)
+					redactURL(cfg.URL), err)
 			}
-			return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(cfg.URL), err)
+			return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(cfg.URL), err)
 		}
 	}
 	return nc, nil
@@ -192,9 +192,9 @@ func closedAfterHandshake(err error) bool {
 	return errors.Is(err, nats.ErrTLS) && strings.Contains(err.Error(), "closed by remote after TLS handshake")
 }
 
-// RedactURL hides user information (user, password, token) in a NATS URL
+// redactURL hides user information (user, password, token) in a NATS URL
 // list, for logs and errors.
-func RedactURL(urls string) string {
+func redactURL(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
 		p = strings.TrimSpace(p)

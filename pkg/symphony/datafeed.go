@@ -22,8 +22,8 @@ const maxDatafeedTag = 100
 // in the same list and must never be read as a datafeed.
 var fanoutFeedRE = regexp.MustCompile(`^[^\s_]+_f(_[^\s_]+)?$`)
 
-// IsDatafeedV2ID reports whether id looks like a datafeed v2 feed id.
-func IsDatafeedV2ID(id string) bool { return fanoutFeedRE.MatchString(id) }
+// isDatafeedV2ID reports whether id looks like a datafeed v2 feed id.
+func isDatafeedV2ID(id string) bool { return fanoutFeedRE.MatchString(id) }
 
 // DatafeedOptions configures a [DatafeedV2].
 type DatafeedOptions struct {
@@ -130,7 +130,7 @@ func (f *DatafeedV2) Open(ctx context.Context) (OpenResult, error) {
 	}
 	res := OpenResult{}
 	for _, feed := range mine {
-		if IsDatafeedV2ID(feed.ID) {
+		if isDatafeedV2ID(feed.ID) {
 			res.FeedID = feed.ID
 			break
 		}
@@ -142,7 +142,7 @@ func (f *DatafeedV2) Open(ctx context.Context) (OpenResult, error) {
 		res.Created = true
 	}
 	for _, feed := range all {
-		if IsDatafeedV2ID(feed.ID) && feed.ID != res.FeedID {
+		if isDatafeedV2ID(feed.ID) && feed.ID != res.FeedID {
 			res.OtherFeeds = append(res.OtherFeeds, feed.ID)
 		}
 	}
