@@ -268,7 +268,8 @@ func TestRunBridgesAndStopsMidLongPoll(t *testing.T) {
 	} else {
 		// Values of the publish counters depend on timing (a late ack is
 		// retried and counted as a duplicate); their presence does not.
-		for _, m := range []string{"symbridge_events_published_total ", "symbridge_events_duplicate_total ", "symbridge_ready 1\n", "symbridge_nats_connected 1\n", "symbridge_build_info{"} {
+		for _, m := range []string{"symbridge_events_published_total ", "symbridge_events_duplicate_total ", "symbridge_ready 1\n", "symbridge_nats_connected 1\n", "symbridge_build_info{",
+			"symbridge_batch_latency_seconds_bucket{le=", "symbridge_batch_latency_seconds_sum ", "symbridge_batch_latency_seconds_count "} {
 			if !strings.Contains(body, m) {
 				t.Errorf("/metrics lacks %q:\n%s", m, body)
 			}

@@ -1,21 +1,23 @@
 package main
 
 import (
-	"strconv"
+	"math"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/symbridge/symbridge/pkg/bridge"
 )
 
 // newMetrics builds the registry served on /metrics. The bridge keeps plain
 // counters (library packages know nothing of Prometheus); they are read at
-// scrape time. Names follow Prometheus conventions: one prefix, base units,
+// scrape time. lat is the batch latency histogram the bridge reports to. Names follow Prometheus conventions: one prefix, base units,
 // _total on counters, no high-cardinality labels (no stream or user ids).
 // Nothing here can carry a secret: only numbers and the version.
-func newMetrics(b *bridge.Bridge, nc *nats.Conn, source string) *prometheus.Registry {
+func newMetrics(b *bridge.Bridge, nc *nats.Conn, source string, lat *batchLatency) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	counter := func(name, help string, f func(bridge.Stats) int64) {
@@ -54,15 +56,73 @@ func newMetrics(b *bridge.Bridge, nc *nats.Conn, source string) *prometheus.Regi
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "symbridge_readers", Help: "Concurrent readers of the feed right now.",
 	}, func() float64 { return float64(b.Readers()) }))
-	for _, q := range []float64{0.5, 0.99} {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "symbridge_batch_latency_seconds", Help: "Recent batch latency (read returned to batch stored), by quantile.",
-			ConstLabels: prometheus.Labels{"quantile": strconv.FormatFloat(q, 'g', -1, 64)},
-		}, func() float64 { return b.BatchLatency(q).Seconds() }))
-	}
+	reg.MustRegister(lat.hist)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "symbridge_build_info", Help: "Always 1; labels carry the version and the feed source.",
 		ConstLabels: prometheus.Labels{"version": version, "source": source},
 	}, func() float64 { return 1 }))
 	return reg
+}
+
+// batchLatency is the symbridge_batch_latency_seconds histogram, fed by the
+// bridge as its [bridge.Observer]. Buckets run from 0.5 ms to 60 s, 1.3
+// times apart: fine enough for histogram_quantile to place a quantile
+// within a bucket's width, linear inside it.
+type batchLatency struct {
+	hist prometheus.Histogram
+}
+
+func newBatchLatency() *batchLatency {
+	return &batchLatency{hist: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "symbridge_batch_latency_seconds",
+		Help:    "Batch latency: from a read returning a non-empty batch to the batch being stored (its ackId ready for the next read).",
+		Buckets: prometheus.ExponentialBucketsRange(0.0005, 60, 46),
+	})}
+}
+
+// ObserveBatch implements [bridge.Observer].
+func (l *batchLatency) ObserveBatch(d time.Duration, _ int) { l.hist.Observe(d.Seconds()) }
+
+// quantile estimates the q-quantile of the latencies observed so far, as
+// Prometheus's histogram_quantile does over the same buckets; 0 before any.
+func (l *batchLatency) quantile(q float64) time.Duration {
+	var m dto.Metric
+	if err := l.hist.Write(&m); err != nil {
+		return 0
+	}
+	h := m.GetHistogram()
+	var bounds []float64
+	var counts []uint64
+	for _, b := range h.GetBucket() {
+		bounds = append(bounds, b.GetUpperBound())
+		counts = append(counts, b.GetCumulativeCount())
+	}
+	s := bucketQuantile(q, bounds, counts, h.GetSampleCount())
+	return time.Duration(s * float64(time.Second))
+}
+
+// bucketQuantile is histogram_quantile over classic buckets: bounds are the
+// finite upper bounds in increasing order, counts their cumulative counts,
+// total the count of all observations (the +Inf bucket). The quantile is
+// interpolated linearly inside the bucket it falls in, from 0 for the
+// first bucket; in the +Inf bucket it is the highest finite bound. 0 when
+// nothing was observed.
+func bucketQuantile(q float64, bounds []float64, counts []uint64, total uint64) float64 {
+	if total == 0 || len(bounds) == 0 {
+		return 0
+	}
+	q = math.Min(math.Max(q, 0), 1)
+	rank := q * float64(total)
+	lower, below := 0.0, uint64(0)
+	for i, upper := range bounds {
+		if float64(counts[i]) >= rank {
+			in := counts[i] - below
+			if in == 0 {
+				return upper
+			}
+			return lower + (upper-lower)*(rank-float64(below))/float64(in)
+		}
+		lower, below = upper, counts[i]
+	}
+	return bounds[len(bounds)-1]
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/symbridge/symbridge/internal/backoff"
 	"github.com/symbridge/symbridge/internal/config"
 	"github.com/symbridge/symbridge/internal/dedupe"
 	"github.com/symbridge/symbridge/internal/natsembed"
@@ -161,6 +162,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		hooks.started(natsURL) // the feed exists now: events emitted from here on reach it
 	}
 
+	lat := newBatchLatency()
 	b, err := bridge.New(bridge.Config{
 		Pod: cfg.Bridge.Pod, Source: cfg.Bridge.Source,
 		Subject: subj, DeadLetter: dead,
@@ -169,6 +171,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		SlowRetry: cfg.Bridge.SlowRetry,
 		Retry:     sourceRetry(cfg),
 		Dedupe:    dedupeSet(cfg),
+		Observer:  lat,
 		Logger:    logger,
 	}, src, js)
 	if err != nil {
@@ -177,11 +180,11 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if hooks.onStored != nil {
 		b.OnStored(hooks.onStored)
 	}
-	life.running(b, promhttp.HandlerFor(newMetrics(b, nc, cfg.Bridge.Source), promhttp.HandlerOpts{}))
+	life.running(b, promhttp.HandlerFor(newMetrics(b, nc, cfg.Bridge.Source, lat), promhttp.HandlerOpts{}))
 	err = b.Run(ctx)
 	st := b.Stats()
 	logger.Info("symbridge stopped", "stats", fmt.Sprintf("%+v", st),
-		"batch_p50", b.BatchLatency(0.5), "batch_p99", b.BatchLatency(0.99))
+		"batch_p50", lat.quantile(0.5), "batch_p99", lat.quantile(0.99))
 	return err
 }
 
@@ -277,7 +280,7 @@ func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client
 // retryStartup retries a start-up step on transient errors with the BDK's
 // default backoff capped at 30 s; credentials rejected and bad usage stop at once.
 func retryStartup(ctx context.Context, logger *slog.Logger, what string, fn func(context.Context) error) error {
-	bo := symphony.NewBackoff(symphony.RetryConfig{MaxAttempts: -1, Initial: 500 * time.Millisecond, Multiplier: 2, Max: 30 * time.Second})
+	bo := backoff.New(backoff.Config{MaxAttempts: -1, Initial: 500 * time.Millisecond, Multiplier: 2, Max: 30 * time.Second})
 	for {
 		err := fn(ctx)
 		if err == nil {
@@ -333,9 +336,9 @@ func permanentStreamError(err error) bool {
 // dedupeSet is the bridge's set of recently stored Msg-Ids; nil (no set:
 // every event is published, and JetStream's duplicate window drops what
 // it has seen) when bridge.dedupeEntries is 0, as documented.
-func dedupeSet(cfg *config.Config) *dedupe.Set {
+func dedupeSet(cfg *config.Config) bridge.Deduper {
 	if cfg.Bridge.DedupeEntries <= 0 {
-		return nil
+		return nil // a nil interface, not a nil *dedupe.Set in one
 	}
 	return dedupe.New(cfg.Bridge.DedupeEntries, cfg.NATS.Stream.Duplicates)
 }

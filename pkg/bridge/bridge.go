@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/symbridge/symbridge/internal/dedupe"
 	"github.com/symbridge/symbridge/pkg/subjects"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
@@ -93,7 +91,7 @@ type Config struct {
 	// publish failed transiently (default 5 s).
 	PublishRetryMax time.Duration
 	// Dedupe, when set, skips publishing events stored recently. Optional.
-	Dedupe *dedupe.Set
+	Dedupe Deduper
 	// MaxMsgBytes is the size a dead letter (headers + payload) must fit in.
 	// 0 takes the server's max payload, lowered to the dead-letter stream's
 	// MaxMsgSize when it has one.
@@ -110,8 +108,33 @@ type Config struct {
 	// FullRead is the number of events from which a read counts as full
 	// (default 100).
 	FullRead int
+	// Observer receives the latency of every stored batch; nil = none.
+	Observer Observer
 	// Logger receives the bridge's logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// Deduper remembers the Msg-Ids of events stored recently, so that a
+// redelivery is not published again. It is an optimisation: JetStream's
+// duplicate window is the guarantee. It must be safe for concurrent use.
+type Deduper interface {
+	// Seen reports whether id was marked and is still remembered.
+	Seen(id string) bool
+	// Mark remembers ids as stored; the bridge calls it only once every
+	// one of them has its publish-ack.
+	Mark(ids ...string)
+}
+
+// Observer is told about the bridge's work, for metrics. Its methods are
+// called on the readers' goroutines, several at once: they must be safe
+// for concurrent use, and quick (they run between a batch and the next read).
+type Observer interface {
+	// ObserveBatch reports one non-empty batch stored: d is the time from
+	// the read returning to the batch being stored, when its ackId is
+	// ready to go out with the reader's next read (what the bridge adds to
+	// a batch's life, JetStream's round trip included); events is the
+	// number of events in the batch.
+	ObserveBatch(d time.Duration, events int)
 }
 
 // Validate fills in defaults and checks the configuration. Errors name the
@@ -226,11 +249,10 @@ type Bridge struct {
 	// not looked up yet).
 	dlLimit atomic.Int64
 
-	mu         sync.Mutex
-	running    bool
-	stopped    error // why Run returned, once it did
-	readers    []*reader
-	publishErr error // set while a publish is failing, cleared once stored
+	mu      sync.Mutex
+	running bool
+	stopped error // why Run returned, once it did
+	readers []*reader
 }
 
 // New checks cfg (see [Config.Validate]) and returns a Bridge reading src and
@@ -281,10 +303,10 @@ func (b *Bridge) Ready() error {
 			return fmt.Errorf("NATS connection is %s", st)
 		}
 	}
-	if b.publishErr != nil {
-		return fmt.Errorf("publishing to JetStream fails: %w", b.publishErr)
-	}
 	for _, r := range b.readers {
+		if r.publishErr != nil {
+			return fmt.Errorf("reader %d: publishing to JetStream fails: %w", r.id, r.publishErr)
+		}
 		if r.refused != nil {
 			return fmt.Errorf("reader %d: the Agent refuses reads: %w", r.id, r.refused)
 		}
@@ -316,7 +338,6 @@ func (s Stats) Stored() int64 { return s.Published + s.Duplicates + s.DedupeSkip
 type counters struct {
 	batches, eventsRead, published, duplicates, dedupeSkipped, deadLettered,
 	readErrors, publishRetries, feedRecreations, hookDropped atomic.Int64
-	latency latencyHist
 }
 
 // Stats returns the counters.
@@ -331,57 +352,11 @@ func (b *Bridge) Stats() Stats {
 	}
 }
 
-// BatchLatency returns the q-quantile (0.5 = median, 0.99) of the time from
-// a read returning a non-empty batch to that batch being stored, when its
-// ackId is ready to go out with the reader's next read: what the bridge adds
-// to a batch's life, JetStream's round trip included. 0 before the first
-// batch; about 9 % resolution.
-func (b *Bridge) BatchLatency(q float64) time.Duration { return b.stats.latency.quantile(q) }
-
 // Readers returns the number of readers running now.
 func (b *Bridge) Readers() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.readers)
-}
-
-// latencyHist is a lock-free histogram of durations: bucket i holds
-// durations of about 2^(i/8) µs (9 % apart), from 1 µs to about an hour.
-type latencyHist struct {
-	buckets [latBuckets]atomic.Int64
-}
-
-const latBuckets = 8 * 32
-
-func (h *latencyHist) observe(d time.Duration) {
-	us := float64(d) / float64(time.Microsecond)
-	i := 0
-	if us > 1 {
-		i = min(int(8*math.Log2(us)+0.5), latBuckets-1)
-	}
-	h.buckets[i].Add(1)
-}
-
-// quantile returns the bucket value below which a fraction q of the
-// observations lie; 0 without observations.
-func (h *latencyHist) quantile(q float64) time.Duration {
-	var counts [latBuckets]int64
-	var total int64
-	for i := range h.buckets {
-		counts[i] = h.buckets[i].Load()
-		total += counts[i]
-	}
-	if total == 0 {
-		return 0
-	}
-	rank := int64(math.Ceil(q * float64(total)))
-	var seen int64
-	for i, c := range counts {
-		if seen += c; seen >= max(rank, 1) {
-			return time.Duration(math.Exp2(float64(i)/8) * float64(time.Microsecond))
-		}
-	}
-	return 0
 }
 
 type storedNote struct {
@@ -411,10 +386,4 @@ func (b *Bridge) runHook(notes <-chan storedNote) {
 			(*fn)(n.msg, n.ack)
 		}
 	}
-}
-
-func (b *Bridge) setPublishErr(err error) {
-	b.mu.Lock()
-	b.publishErr = err
-	b.mu.Unlock()
 }

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -334,8 +335,9 @@ func TestBridgeDeadLetters(t *testing.T) {
 			if h.Get(bridge.HeaderOriginalSubject) != "symphony.acme.messagesent.room" {
 				t.Errorf("original subject = %q", h.Get(bridge.HeaderOriginalSubject))
 			}
-			if want := "dl-" + symphony.RawMsgID(big); h.Get(jetstream.MsgIDHeader) != want {
-				t.Errorf("dead letter Msg-Id = %q, want %q", h.Get(jetstream.MsgIDHeader), want)
+			bigEv := symphony.ParseEvent(big)
+			if want := "dl-" + symphony.MsgID(&bigEv); h.Get(jetstream.MsgIDHeader) != want {
+				t.Errorf("dead letter Msg-Id = %q, want %q (the event's own, prefixed)", h.Get(jetstream.MsgIDHeader), want)
 			}
 			if len(m.Data) < 512<<10 {
 				t.Errorf("truncated to %d bytes; expected close to 1 MiB", len(m.Data))
@@ -347,12 +349,72 @@ func TestBridgeDeadLetters(t *testing.T) {
 			if h.Get(bridge.HeaderContentType) != "application/json" || h.Get(bridge.HeaderTruncated) != "" {
 				t.Errorf("invalid event dead letter headers: %v", h)
 			}
+			if want := "dl-" + symphony.RawMsgID(invalid); h.Get(jetstream.MsgIDHeader) != want {
+				t.Errorf("undecodable dead letter Msg-Id = %q, want %q (its raw bytes' hash)", h.Get(jetstream.MsgIDHeader), want)
+			}
 		default:
 			t.Errorf("unexpected dead letter %q (%d bytes)", reason, len(m.Data))
 		}
 	}
 	if st := b.Stats(); st.DeadLettered != 2 || st.Published != 2 {
 		t.Errorf("stats = %+v", st)
+	}
+}
+
+// An event that decodes but is dead-lettered (here: over the max payload)
+// and redelivered re-serialised (other key order and whitespace, as an Agent
+// may) keeps its dead letter's Msg-Id, its own prefixed "dl-": JetStream
+// stores it once.
+func TestBridgeDeadLetterRedeliveryReserialised(t *testing.T) {
+	e := setup(t, bridge.StreamConfig{})
+	big := bigEvent(2 << 20)
+	var fields map[string]any
+	d := json.NewDecoder(bytes.NewReader(big))
+	d.UseNumber()
+	if err := d.Decode(&fields); err != nil {
+		t.Fatal(err)
+	}
+	again, err := json.MarshalIndent(fields, "", "  ") // keys sorted, indented
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(again, big) {
+		t.Fatal("the redelivery is not re-serialised")
+	}
+	f := &feed{batches: []symphony.Batch{batch("a1", big), batch("a2", again)}}
+	b, err := bridge.New(testConfig(t), f, e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var ids []string
+	b.OnStored(func(m *nats.Msg, _ *jetstream.PubAck) {
+		mu.Lock()
+		defer mu.Unlock()
+		ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
+	})
+	runUntilAcked(t, b, f, 2)
+
+	ev := symphony.ParseEvent(big)
+	want := "dl-" + symphony.MsgID(&ev)
+	natstest.WaitFor(t, 5*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ids) < 2 {
+			return fmt.Errorf("%d messages stored", len(ids))
+		}
+		return nil
+	})
+	mu.Lock()
+	if len(ids) != 2 || ids[0] != want || ids[1] != want {
+		t.Errorf("dead letter Msg-Ids = %q, want %q twice", ids, want)
+	}
+	mu.Unlock()
+	if msgs := storedMsgs(t, e.check); len(msgs) != 1 || msgs[0].Subject != deadSubj {
+		t.Errorf("stream holds %d messages, want the one dead letter", len(msgs))
+	}
+	if st := b.Stats(); st.DeadLettered != 2 {
+		t.Errorf("stats = %+v, want both copies dead-lettered", st)
 	}
 }
 

@@ -72,7 +72,7 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
-	log := logger.With("nats", RedactURL(cfg.URL))
+	log := logger.With("nats", redactURL(cfg.URL))
 	// failed carries the errors of connection attempts to the start-up wait
 	// below; once connected nobody reads it and the handler drops them.
 	failed := make(chan error, 1)
@@ -117,7 +117,7 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 	}
 	nc, err := nats.Connect(cfg.URL, append(opts, cfg.Options...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(cfg.URL), err)
+		return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(cfg.URL), err)
 	}
 
 	status := nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
@@ -134,25 +134,25 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 		select {
 		case <-ctx.Done():
 			nc.Close()
-			return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(cfg.URL), ctx.Err())
+			return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(cfg.URL), ctx.Err())
 		case err = <-failed:
 		case <-poll.C:
 			err = nc.LastError()
 		case st, ok := <-status:
 			if !ok || st == nats.CLOSED {
 				if err := nc.LastError(); err != nil {
-					return nil, fmt.Errorf("connect to NATS %s: connection closed: %w", RedactURL(cfg.URL), err)
+					return nil, fmt.Errorf("connect to NATS %s: connection closed: %w", redactURL(cfg.URL), err)
 				}
-				return nil, fmt.Errorf("connect to NATS %s: connection closed", RedactURL(cfg.URL))
+				return nil, fmt.Errorf("connect to NATS %s: connection closed", redactURL(cfg.URL))
 			}
 		}
 		if err != nil && certificateRefused(err) {
 			nc.Close()
 			if closedAfterHandshake(err) {
 				return nil, fmt.Errorf("connect to NATS %s: %w (the server probably wants a client certificate it did not get or accept)",
-					RedactURL(cfg.URL), err)
+					redactURL(cfg.URL), err)
 			}
-			return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(cfg.URL), err)
+			return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(cfg.URL), err)
 		}
 	}
 	return nc, nil
@@ -162,26 +162,39 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 // certificate: ours did not verify the server's, the server sent an alert,
 // or it closed the connection right after the handshake (how a TLS 1.3
 // server refuses a missing or unknown client certificate, as nats.go notes).
-// Retrying with the same files cannot help.
+// Retrying with the same files cannot help. Every case but the last is
+// recognised by its type.
 func certificateRefused(err error) bool {
 	var verify *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var invalid x509.CertificateInvalidError
-	var op *net.OpError
 	return errors.As(err, &verify) || errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
-		errors.As(err, &invalid) || (errors.As(err, &op) && op.Op == "remote error") || closedAfterHandshake(err)
+		errors.As(err, &invalid) || remoteAlert(err) || closedAfterHandshake(err)
+}
+
+// remoteAlert reports a TLS alert received from the server. crypto/tls
+// reports one over TCP only as a *net.OpError whose Op is "remote error",
+// around an unexported alert type (its exported tls.AlertError is for
+// QUIC): the Op field, not the error text, is the only mark there is.
+func remoteAlert(err error) bool {
+	var op *net.OpError
+	var alert tls.AlertError
+	return errors.As(err, &alert) || (errors.As(err, &op) && op.Op == "remote error")
 }
 
 // closedAfterHandshake recognises nats.go's error for a server that closed
-// the connection right after a completed TLS handshake.
+// the connection right after a completed TLS handshake. It has no type of
+// its own: nats.go wraps nats.ErrTLS around the io.EOF or reset it met, as
+// it does around a handshake that failed half-way (a server going down,
+// worth waiting for), so only its text tells the two apart.
 func closedAfterHandshake(err error) bool {
 	return errors.Is(err, nats.ErrTLS) && strings.Contains(err.Error(), "closed by remote after TLS handshake")
 }
 
-// RedactURL hides user information (user, password, token) in a NATS URL
+// redactURL hides user information (user, password, token) in a NATS URL
 // list, for logs and errors.
-func RedactURL(urls string) string {
+func redactURL(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
 		p = strings.TrimSpace(p)

@@ -11,9 +11,9 @@
 // being down) leaves the batch un-acknowledged, and the Agent redelivers it.
 // Redeliveries are harmless because every message carries a Nats-Msg-Id
 // derived from the event's identity ([symphony.MsgID]): JetStream stores each
-// event once within the stream's duplicate window. An optional
-// [dedupe.Set] skips re-publishing events the bridge stored recently; it is an
-// optimisation, never the guarantee.
+// event once within the stream's duplicate window. An optional [Deduper]
+// (Config.Dedupe) skips re-publishing events the bridge stored recently; it
+// is an optimisation, never the guarantee.
 //
 // Failures are sorted, never ignored:
 //   - transient publish failures (timeouts, disconnection, no responders,

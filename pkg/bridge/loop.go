@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/symbridge/symbridge/internal/backoff"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
 
@@ -20,14 +21,15 @@ type reader struct {
 	b       *Bridge
 	p       *pool
 	id      int
-	primary bool              // the first reader, which never retires
-	ackID   string            // acknowledges the last batch fully stored
-	backoff *symphony.Backoff // transient read failures
+	primary bool             // the first reader, which never retires
+	ackID   string           // acknowledges the last batch fully stored
+	retry   *backoff.Backoff // transient read failures
 
 	// Health, guarded by b.mu.
-	failures int   // consecutive read failures
-	lastErr  error // the last read error
-	refused  error // set while the Agent refuses reads (slow retry)
+	failures   int   // consecutive read failures
+	lastErr    error // the last read error
+	refused    error // set while the Agent refuses reads (slow retry)
+	publishErr error // set while this reader's batch fails to publish, cleared once stored
 }
 
 // pool owns the readers of one Run: it starts them, and the first fatal
@@ -57,7 +59,7 @@ func (p *pool) start(ctx context.Context) {
 	p.nextID++
 	p.mu.Unlock()
 
-	r := &reader{b: p.b, p: p, id: id, primary: id == 0, backoff: symphony.NewBackoff(p.b.cfg.Retry)}
+	r := &reader{b: p.b, p: p, id: id, primary: id == 0, retry: backoff.New(backoff.Config(p.b.cfg.Retry))}
 	p.b.mu.Lock()
 	p.b.readers = append(p.b.readers, r)
 	p.b.mu.Unlock()
@@ -176,7 +178,7 @@ func (r *reader) run(ctx context.Context) error {
 		}
 
 		// 3. Store.
-		if err := r.b.storeBatch(ctx, log, batch.Events); err != nil {
+		if err := r.b.storeBatch(ctx, log, r, batch.Events); err != nil {
 			log.Info("stopping in the middle of a batch; it stays un-acknowledged and will be redelivered",
 				"events", len(batch.Events))
 			return nil
@@ -184,10 +186,12 @@ func (r *reader) run(ctx context.Context) error {
 
 		// 4. Advance.
 		r.ackID = batch.AckID
-		r.backoff.Reset()
+		r.retry.Reset()
 		r.setHealthy()
 		if len(batch.Events) > 0 {
-			r.b.stats.latency.observe(time.Since(readAt))
+			if o := r.b.cfg.Observer; o != nil {
+				o.ObserveBatch(time.Since(readAt), len(batch.Events))
+			}
 			log.Debug("batch stored", "events", len(batch.Events), "feed", batch.FeedID)
 		}
 
@@ -228,7 +232,7 @@ func (r *reader) readFailed(ctx context.Context, log *slog.Logger, err error) er
 	case symphony.ClassSlowRetry:
 		// Retrying fast cannot help; retrying never would be a silent death.
 		log.Error("the Agent refuses reads; retrying slowly", "err", err, "backoff", r.b.cfg.SlowRetry)
-		if symphony.Sleep(ctx, r.b.cfg.SlowRetry) != nil {
+		if backoff.Sleep(ctx, r.b.cfg.SlowRetry) != nil {
 			return errStop
 		}
 		return nil
@@ -238,13 +242,13 @@ func (r *reader) readFailed(ctx context.Context, log *slog.Logger, err error) er
 		if errors.As(err, &apiErr) {
 			min = apiErr.RetryAfter
 		}
-		attempt := r.backoff.Attempts() + 1
+		attempt := r.retry.Attempts() + 1
 		log.Warn("read failed; backing off", "err", err, "attempt", attempt)
-		werr := r.backoff.Wait(ctx, min)
+		werr := r.retry.Wait(ctx, min)
 		switch {
 		case werr == nil:
 			return nil
-		case errors.Is(werr, symphony.ErrRetriesExhausted):
+		case errors.Is(werr, backoff.ErrExhausted):
 			log.Error("read retries exhausted", "err", err, "attempt", attempt)
 			return fmt.Errorf("bridge: read %s: %w: last error: %w", r.b.src.Name(), werr, err)
 		default:
@@ -264,6 +268,14 @@ func (r *reader) recordFailure(err error, refused bool) {
 	if refused {
 		r.refused = err
 	}
+}
+
+// setPublishErr records (nil: clears) the reader's publish failure, which
+// [Bridge.Ready] reports while it lasts.
+func (r *reader) setPublishErr(err error) {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	r.publishErr = err
 }
 
 func (r *reader) setHealthy() {

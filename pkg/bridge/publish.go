@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/symbridge/symbridge/internal/backoff"
 	"github.com/symbridge/symbridge/pkg/subjects"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
@@ -48,10 +49,11 @@ var errAckLost = fmt.Errorf("no publish-ack in time: %w", jetstream.ErrAsyncPubl
 // fresh or duplicate publish-ack, or stored as a dead letter). Transient
 // failures are re-published, same Msg-Id, under a backoff capped at
 // PublishRetryMax, for as long as it takes. It returns an error only when ctx
-// ends first.
-func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, events []symphony.Event) error {
+// ends first. A failing publish is recorded on r, the reader whose batch it
+// is, until the batch is stored.
+func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, r *reader, events []symphony.Event) error {
 	items, done := b.prepare(ctx, events)
-	retry := symphony.NewBackoff(symphony.RetryConfig{
+	retry := backoff.New(backoff.Config{
 		MaxAttempts: -1, Multiplier: 2,
 		Initial: min(50*time.Millisecond, b.cfg.PublishRetryMax),
 		Max:     b.cfg.PublishRetryMax,
@@ -62,7 +64,7 @@ func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, events []symp
 			return err
 		}
 		if transient != nil {
-			b.setPublishErr(transient)
+			r.setPublishErr(transient)
 			b.stats.publishRetries.Add(int64(len(again)))
 			attempt := retry.Attempts() + 1
 			level := slog.LevelDebug
@@ -77,8 +79,10 @@ func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, events []symp
 		}
 		items = again // on no transient failure: only events just turned into dead letters
 	}
-	b.setPublishErr(nil)
-	b.cfg.Dedupe.Mark(done...) // a nil set marks nothing
+	r.setPublishErr(nil)
+	if b.cfg.Dedupe != nil {
+		b.cfg.Dedupe.Mark(done...)
+	}
 	return nil
 }
 
@@ -99,7 +103,7 @@ func (b *Bridge) prepare(ctx context.Context, events []symphony.Event) ([]*item,
 		} else {
 			it.msgID = symphony.MsgID(ev)
 		}
-		if b.cfg.Dedupe.Seen(it.msgID) { // a nil set has seen nothing
+		if b.cfg.Dedupe != nil && b.cfg.Dedupe.Seen(it.msgID) {
 			b.stats.dedupeSkipped.Add(1)
 			continue
 		}
@@ -269,8 +273,8 @@ func isSizeError(err error) bool {
 
 // toDeadLetter turns it into a dead letter: published on the dead-letter
 // subject, with the reason and the original subject in headers, its payload
-// (the event's JSON) cut to fit the size limit, and a Msg-Id derived from the
-// raw bytes so that a redelivery of the same event is deduplicated.
+// (the event's JSON) cut to fit the size limit, and the Msg-Id of
+// [deadLetterID], so that a redelivery of the same event is deduplicated.
 func (b *Bridge) toDeadLetter(ctx context.Context, it *item, reason string) {
 	ev := it.ev
 	v := subjects.FromEvent(ev, b.cfg.Pod, b.cfg.Source)
@@ -308,11 +312,15 @@ func (b *Bridge) toDeadLetter(ctx context.Context, it *item, reason string) {
 	it.sent = false
 }
 
-// deadLetterID is the Msg-Id of ev's dead letter: derived from the raw
-// bytes (the event may not decode), prefixed so that it never equals a
-// normal message's.
+// deadLetterID is the Msg-Id of ev's dead letter, prefixed so that it never
+// equals a normal message's: for an event that decodes, its own Msg-Id
+// ([symphony.MsgID]), which a redelivery re-serialised by the Agent keeps;
+// for one that does not, a hash of its raw bytes, the only identity it has.
 func deadLetterID(ev *symphony.Event) string {
-	return deadLetterIDPrefix + symphony.RawMsgID(ev.Raw)
+	if ev.Err != nil {
+		return deadLetterIDPrefix + symphony.RawMsgID(ev.Raw)
+	}
+	return deadLetterIDPrefix + symphony.MsgID(ev)
 }
 
 // deadLetterLimit is the size a dead letter must fit in: Config.MaxMsgBytes,

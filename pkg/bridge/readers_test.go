@@ -8,10 +8,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/symbridge/symbridge/internal/natstest"
@@ -81,8 +84,9 @@ func TestConcurrentReaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	obs := &batchObserver{}
 	b, err := bridge.New(bridge.Config{Pod: testPod, Source: bridge.SourceDatafeed, Subject: subj, DeadLetter: dead,
-		Readers: 3, FullRead: maxBatch}, feed, bjs)
+		Readers: 3, FullRead: maxBatch, Observer: obs}, feed, bjs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +156,152 @@ func TestConcurrentReaders(t *testing.T) {
 	if as := agent.Stats(); as.EventsAcked != events || as.Redeliveries != 0 {
 		t.Errorf("Agent: %d events acked, %d redelivered; want %d and 0", as.EventsAcked, as.Redeliveries, events)
 	}
-	if p50, p99 := b.BatchLatency(0.5), b.BatchLatency(0.99); p50 <= 0 || p99 < p50 {
-		t.Errorf("batch latency p50 %s p99 %s", p50, p99)
+	if n, evs, least := obs.get(); n == 0 || evs != events || least <= 0 {
+		t.Errorf("observed %d batches of %d events in all, the fastest in %s; want %d events, each batch taking some time",
+			n, evs, least, events)
+	}
+}
+
+// batchObserver is a [bridge.Observer] that sums what it is told.
+type batchObserver struct {
+	mu     sync.Mutex
+	n      int           // batches
+	events int           // events in them
+	least  time.Duration // the shortest latency
+}
+
+func (o *batchObserver) ObserveBatch(d time.Duration, events int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n == 0 || d < o.least {
+		o.least = d
+	}
+	o.n++
+	o.events += events
+}
+
+func (o *batchObserver) get() (n, events int, least time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n, o.events, o.least
+}
+
+// queueFeed is a concurrent fake feed: each read takes the next batch,
+// whichever reader asks; a read of the batch acknowledged by gated waits for
+// gate first. With nothing left a read waits for ctx.
+type queueFeed struct {
+	mu      sync.Mutex
+	batches []symphony.Batch
+	reads   int
+	gated   string
+	gate    chan struct{}
+}
+
+func (q *queueFeed) Name() string          { return "queue feed" }
+func (q *queueFeed) ConcurrentReads() bool { return true }
+
+func (q *queueFeed) Read(ctx context.Context, _ string) (symphony.Batch, error) {
+	q.mu.Lock()
+	q.reads++
+	if len(q.batches) == 0 {
+		q.mu.Unlock()
+		<-ctx.Done()
+		return symphony.Batch{}, fmt.Errorf("read: %w", ctx.Err())
+	}
+	b := q.batches[0]
+	q.batches = q.batches[1:]
+	q.mu.Unlock()
+	if b.AckID == q.gated {
+		select {
+		case <-q.gate:
+		case <-ctx.Done():
+			return symphony.Batch{}, fmt.Errorf("read: %w", ctx.Err())
+		}
+	}
+	return b, nil
+}
+
+func (q *queueFeed) Reads() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.reads
+}
+
+// stuckJS fails the first publish of the message with Msg-Id poison, and
+// holds every later one until release is closed.
+type stuckJS struct {
+	jetstream.JetStream
+	poison   string
+	release  chan struct{}
+	attempts atomic.Int32
+}
+
+func (j *stuckJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if m.Header.Get(jetstream.MsgIDHeader) == j.poison {
+		if j.attempts.Add(1) == 1 {
+			return nil, errors.New("injected publish failure")
+		}
+		<-j.release
+	}
+	return j.JetStream.PublishMsgAsync(m, opts...)
+}
+
+// TestReadyWhileAnyReaderFailsToPublish: one reader's batch cannot be
+// published while another reader stores its own; /readyz must keep
+// reporting the failing reader (a shared error was cleared by the other
+// reader's success).
+func TestReadyWhileAnyReaderFailsToPublish(t *testing.T) {
+	e := setup(t, bridge.StreamConfig{})
+	poisonRaw := messageSent(2, "s")
+	poisonEv := symphony.ParseEvent(poisonRaw)
+	js := &stuckJS{JetStream: e.js, poison: symphony.MsgID(&poisonEv), release: make(chan struct{})}
+	released := false
+	defer func() {
+		if !released {
+			close(js.release)
+		}
+	}()
+	q := &queueFeed{
+		batches: []symphony.Batch{batch("a", messageSent(1, "s")), batch("p", poisonRaw), batch("b", messageSent(3, "s"))},
+		gated:   "b", gate: make(chan struct{}),
+	}
+	cfg := testConfig(t)
+	cfg.Readers, cfg.FullRead = 2, 1
+	b, err := bridge.New(cfg, q, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, _ := runBridge(t, b)
+
+	// One reader is stuck on the poison batch after a failed publish.
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if n := js.attempts.Load(); n < 2 {
+			return fmt.Errorf("%d publish attempts of the poison event", n)
+		}
+		return nil
+	})
+	if err := b.Ready(); err == nil {
+		t.Fatal("Ready() = nil while a publish fails")
+	}
+	// The other reader stores its batch and reads again.
+	close(q.gate)
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if n := q.Reads(); n < 4 {
+			return fmt.Errorf("%d reads", n)
+		}
+		return nil
+	})
+	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "publishing") {
+		t.Errorf("Ready() = %v after another reader stored its batch, want the failing publish", err)
+	}
+
+	close(js.release)
+	released = true
+	natstest.WaitFor(t, 10*time.Second, b.Ready)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.Published != 3 {
+		t.Errorf("stats = %+v, want 3 published", st)
 	}
 }

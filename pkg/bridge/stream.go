@@ -168,7 +168,7 @@ func uncovered(streamSubjects, must []string) []string {
 	for _, f := range must {
 		covered := false
 		for _, s := range streamSubjects {
-			if SubjectCovers(s, f) {
+			if subjectCovers(s, f) {
 				covered = true
 				break
 			}
@@ -180,10 +180,10 @@ func uncovered(streamSubjects, must []string) []string {
 	return missing
 }
 
-// SubjectCovers reports whether every subject matched by filter is also
+// subjectCovers reports whether every subject matched by filter is also
 // matched by pattern ("symphony.>" covers "symphony.acme.*.room";
 // "symphony.*.x" does not cover "symphony.>"). Both may hold wildcards.
-func SubjectCovers(pattern, filter string) bool {
+func subjectCovers(pattern, filter string) bool {
 	p, f := strings.Split(pattern, "."), strings.Split(filter, ".")
 	for i, pt := range p {
 		if pt == ">" {

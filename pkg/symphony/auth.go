@@ -99,9 +99,9 @@ func (c *Client) Authenticate(ctx context.Context) error {
 	return c.authenticateLocked(ctx)
 }
 
-// SimplifiedKeyDelivery reports whether the current session skips the key
+// simplifiedKeyDelivery reports whether the current session skips the key
 // manager (false before the first authentication).
-func (c *Client) SimplifiedKeyDelivery() bool { return c.auth.current().skd }
+func (c *Client) simplifiedKeyDelivery() bool { return c.auth.current().skd }
 
 func (c *Client) lockAuth(ctx context.Context) error {
 	select {

@@ -87,7 +87,7 @@ func TestAuthenticate_JWT(t *testing.T) {
 			if s.PodAuths.Load() != 1 || s.KMAuths.Load() != 1 {
 				t.Errorf("pod auths %d, key manager auths %d; want 1 and 1", s.PodAuths.Load(), s.KMAuths.Load())
 			}
-			if c.SimplifiedKeyDelivery() {
+			if symphony.SimplifiedKeyDelivery(c) {
 				t.Error("SimplifiedKeyDelivery() = true for an opaque session token")
 			}
 		})
@@ -166,7 +166,7 @@ func TestSimplifiedKeyDelivery(t *testing.T) {
 			if _, err := f.Read(context.Background(), ""); err != nil {
 				t.Fatalf("Read: %v", err)
 			}
-			if got := c.SimplifiedKeyDelivery(); got != tc.wantSKD {
+			if got := symphony.SimplifiedKeyDelivery(c); got != tc.wantSKD {
 				t.Errorf("SimplifiedKeyDelivery() = %v, want %v", got, tc.wantSKD)
 			}
 			wantKM := int32(1)

@@ -22,8 +22,8 @@ const maxDatafeedTag = 100
 // in the same list and must never be read as a datafeed.
 var fanoutFeedRE = regexp.MustCompile(`^[^\s_]+_f(_[^\s_]+)?$`)
 
-// IsDatafeedV2ID reports whether id looks like a datafeed v2 feed id.
-func IsDatafeedV2ID(id string) bool { return fanoutFeedRE.MatchString(id) }
+// isDatafeedV2ID reports whether id looks like a datafeed v2 feed id.
+func isDatafeedV2ID(id string) bool { return fanoutFeedRE.MatchString(id) }
 
 // DatafeedOptions configures a [DatafeedV2].
 type DatafeedOptions struct {
@@ -66,9 +66,13 @@ type DatafeedV2 struct {
 
 	mu sync.Mutex
 	id string
-	// recreated: the feed was recreated and no batch has said so yet. The
-	// caller's ackId then belongs to the old feed and is not sent.
-	recreated bool
+	// owed holds the ackIds of chains whose read recreated the feed but
+	// failed before a batch could say so. Such a chain re-sends the same
+	// ackId (a failed read does not advance it): its next batch reports the
+	// recreation, once, and the ackId, which belongs to the old feed, is
+	// not sent. Other chains are told nothing: the recreation is theirs to
+	// report only when their own read recreates the feed.
+	owed map[string]bool
 }
 
 // NewDatafeedV2 prepares a datafeed v2 reader; nothing is contacted until
@@ -126,7 +130,7 @@ func (f *DatafeedV2) Open(ctx context.Context) (OpenResult, error) {
 	}
 	res := OpenResult{}
 	for _, feed := range mine {
-		if IsDatafeedV2ID(feed.ID) {
+		if isDatafeedV2ID(feed.ID) {
 			res.FeedID = feed.ID
 			break
 		}
@@ -138,7 +142,7 @@ func (f *DatafeedV2) Open(ctx context.Context) (OpenResult, error) {
 		res.Created = true
 	}
 	for _, feed := range all {
-		if IsDatafeedV2ID(feed.ID) && feed.ID != res.FeedID {
+		if isDatafeedV2ID(feed.ID) && feed.ID != res.FeedID {
 			res.OtherFeeds = append(res.OtherFeeds, feed.ID)
 		}
 	}
@@ -199,10 +203,13 @@ func (f *DatafeedV2) create(ctx context.Context) (string, error) {
 // also answers 400, it deletes the feed and creates a new one, and returns
 // the new feed's first batch with FeedRecreated set: whatever the old feed
 // still held is lost. If that recovery fails the error wraps [ErrFeedGone]
-// and the next Read tries again.
+// and the next Read tries again. One recreation is reported by one batch
+// only, on the chain whose read recreated the feed: when the new feed's
+// first read failed, by that chain's next Read with the same ackID.
 func (f *DatafeedV2) Read(ctx context.Context, ackID string) (Batch, error) {
+	chain := ackID // the caller's ackId names its chain in owed
 	f.mu.Lock()
-	id, recreated := f.id, f.recreated
+	id, owed := f.id, f.owed[chain]
 	f.mu.Unlock()
 	if id == "" {
 		res, err := f.Open(ctx)
@@ -212,20 +219,22 @@ func (f *DatafeedV2) Read(ctx context.Context, ackID string) (Batch, error) {
 		id = res.FeedID
 		ackID = "" // an ackId of another feed would only earn a 400
 	}
-	if recreated {
+	if owed {
 		ackID = ""
 	}
 	b, err := f.read(ctx, id, ackID)
 	if isStatus(err, http.StatusBadRequest) {
-		b, err = f.recoverOnce(ctx, id, err)
+		b, err = f.recoverOnce(ctx, id, chain, err)
 	}
 	if err != nil {
 		return Batch{}, err
 	}
-	f.mu.Lock()
-	b.FeedRecreated = b.FeedRecreated || f.recreated
-	f.recreated = false
-	f.mu.Unlock()
+	if owed {
+		f.mu.Lock()
+		delete(f.owed, chain)
+		f.mu.Unlock()
+		b.FeedRecreated = true
+	}
 	return b, nil
 }
 
@@ -257,18 +266,20 @@ func (f *DatafeedV2) ConcurrentReads() bool { return true }
 
 // recoverOnce runs recover for one reader at a time. A reader that finds the
 // feed already replaced by another reader's recovery reads the new feed
-// without its ackId, which belonged to the old one.
-func (f *DatafeedV2) recoverOnce(ctx context.Context, id string, readErr error) (Batch, error) {
+// without its ackId, which belonged to the old one; the recreation is the
+// other reader's to report.
+func (f *DatafeedV2) recoverOnce(ctx context.Context, id, chain string, readErr error) (Batch, error) {
 	f.recoverMu.Lock()
 	defer f.recoverMu.Unlock()
 	if cur := f.feedID(); cur != "" && cur != id {
 		return f.read(ctx, cur, "")
 	}
-	return f.recover(ctx, id, readErr)
+	return f.recover(ctx, id, chain, readErr)
 }
 
-// recover handles a 400 on a read of feed id (readErr).
-func (f *DatafeedV2) recover(ctx context.Context, id string, readErr error) (Batch, error) {
+// recover handles a 400 (readErr) on a read of feed id by the chain whose
+// ackId is chain.
+func (f *DatafeedV2) recover(ctx context.Context, id, chain string, readErr error) (Batch, error) {
 	feeds, err := f.list(ctx, true)
 	if err != nil {
 		return Batch{}, fmt.Errorf("datafeed v2 %s: read answered HTTP 400, checking whether the feed still exists: %w", id, err)
@@ -293,10 +304,16 @@ func (f *DatafeedV2) recover(ctx context.Context, id string, readErr error) (Bat
 		return Batch{}, fmt.Errorf("datafeed v2 %s: %w (%v); creating a new one: %w", id, ErrFeedGone, readErr, err)
 	}
 	f.mu.Lock()
-	f.id, f.recreated = newID, true
+	f.id = newID
 	f.mu.Unlock()
 	b, err := f.read(ctx, newID, "")
 	if err != nil {
+		f.mu.Lock()
+		if f.owed == nil {
+			f.owed = make(map[string]bool)
+		}
+		f.owed[chain] = true
+		f.mu.Unlock()
 		return Batch{}, err
 	}
 	b.FeedRecreated = true

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
@@ -31,6 +32,9 @@ type feedStub struct {
 	nextID       int
 	// read answers a read; default: 200 with one event and ackId "<id>-ack".
 	read func(id, ackID string) (int, string)
+	// hold, when set, is called before a read is answered, without f.mu
+	// held: it may block that one read.
+	hold func(id, ackID string)
 }
 
 func newFeedStub(t *testing.T, s *stubSymphony) *feedStub {
@@ -108,6 +112,12 @@ func newFeedStub(t *testing.T, s *stubSymphony) *feedStub {
 			return
 		}
 		id := r.PathValue("id")
+		f.mu.Lock()
+		hold := f.hold
+		f.mu.Unlock()
+		if hold != nil {
+			hold(id, *body.AckID)
+		}
 		f.mu.Lock()
 		f.reads = append(f.reads, readCall{id, *body.AckID})
 		st, b := 200, eventList(id+"-ack", oneEvent)
@@ -420,6 +430,75 @@ func TestDatafeedV2_RecreationFailures(t *testing.T) {
 		if r.ID == newID && r.AckID != "" {
 			t.Errorf("read %+v: an ackId of the old feed was sent to the new one", r)
 		}
+	}
+}
+
+// Two readers' chains: reader X's read recreates the feed and long-polls the
+// new one; meanwhile reader Y reads. The recreation is reported once, by X's
+// batch (a flag shared by the readers was reported by both).
+func TestDatafeedV2_RecreationReportedOnce(t *testing.T) {
+	s := newStub(t)
+	fs := newFeedStub(t, s)
+	newID := fmt.Sprintf("%032x_f", 1)
+	xPolling := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	fs.with(func(f *feedStub) {
+		f.tagged = []string{"old_f"}
+		f.read = func(id, ackID string) (int, string) {
+			if id == "old_f" || ackID != "" {
+				return 400, err400 // the new feed never saw an ackId
+			}
+			return 200, eventList(id+"-ack", oneEvent)
+		}
+		f.hold = func(id, _ string) {
+			if id != newID {
+				return
+			}
+			first := false
+			once.Do(func() { first = true })
+			if first { // X's first read of the new feed: a long poll
+				close(xPolling)
+				<-release
+			}
+		}
+	})
+	df := symphony.NewDatafeedV2(s.client(), symphony.DatafeedOptions{})
+	ctx := context.Background()
+	if _, err := df.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fs.with(func(f *feedStub) { f.tagged = nil })
+
+	type result struct {
+		b   symphony.Batch
+		err error
+	}
+	x, y := make(chan result, 1), make(chan result, 1)
+	go func() { b, err := df.Read(ctx, "x1"); x <- result{b, err} }()
+	<-xPolling
+	go func() { b, err := df.Read(ctx, "y1"); y <- result{b, err} }()
+	var ry result
+	yDone := false
+	select { // give Y time to finish while X still polls
+	case ry = <-y:
+		yDone = true
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(release)
+	rx := <-x
+	if !yDone {
+		ry = <-y
+	}
+	if rx.err != nil || ry.err != nil {
+		t.Fatalf("reads: %v, %v", rx.err, ry.err)
+	}
+	if !rx.b.FeedRecreated || ry.b.FeedRecreated {
+		t.Errorf("FeedRecreated: reader X %t, reader Y %t; want true, false (one recreation, reported once)",
+			rx.b.FeedRecreated, ry.b.FeedRecreated)
+	}
+	if rx.b.FeedID != newID || ry.b.FeedID != newID {
+		t.Errorf("feeds read: %s, %s; want %s", rx.b.FeedID, ry.b.FeedID, newID)
 	}
 }
 

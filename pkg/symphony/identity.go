@@ -96,8 +96,10 @@ func appendFieldBytes(b, s []byte) []byte {
 	return append(b, s...)
 }
 
-// RawMsgID is the message id of an event that cannot be decoded (a dead
-// letter): a hash of its raw bytes, stable across redeliveries.
+// RawMsgID is the message id of an event that cannot be decoded (its dead
+// letter's): a hash of its raw bytes, stable across redeliveries sent byte
+// for byte alike. An event that decodes has [MsgID], which survives
+// re-serialisation.
 func RawMsgID(raw []byte) string {
 	sum := sha256.Sum256(raw)
 	return "sb1-r-" + base64.RawURLEncoding.EncodeToString(sum[:])

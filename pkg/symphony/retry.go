@@ -1,15 +1,16 @@
 package symphony
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/symbridge/symbridge/internal/backoff"
 )
 
 // RetryConfig is the BDK's retry block (datafeed.retry, datahose.retry), with
 // units: the BDK's *Millis keys are converted to time.Duration when the
-// configuration is loaded.
+// configuration is loaded. The bridge waits with it through symbridge's one
+// backoff (internal/backoff), whose Config has the same fields.
 type RetryConfig struct {
 	// MaxAttempts is the number of attempts before giving up; -1 = forever
 	// (the BDK's default for feeds).
@@ -37,63 +38,7 @@ func (c RetryConfig) Validate(prefix string) error {
 	return nil
 }
 
-// ErrRetriesExhausted is returned by [Backoff.Wait] when a finite MaxAttempts ran out.
-var ErrRetriesExhausted = errors.New("retries exhausted")
-
-// Backoff tracks consecutive failures of one operation. Not safe for
-// concurrent use; each loop owns one.
-type Backoff struct {
-	cfg      RetryConfig
-	attempts int
-	next     time.Duration
-}
-
-// NewBackoff starts a backoff with no failures recorded.
-func NewBackoff(cfg RetryConfig) *Backoff { return &Backoff{cfg: cfg, next: cfg.Initial} }
-
-// Reset forgets past failures (call after a success).
-func (b *Backoff) Reset() { b.attempts = 0; b.next = b.cfg.Initial }
-
-// Attempts is the number of failures since the last Reset.
-func (b *Backoff) Attempts() int { return b.attempts }
-
-// Next records one failure and returns how long to wait before the next
-// attempt, or ErrRetriesExhausted when MaxAttempts attempts have failed.
-func (b *Backoff) Next() (time.Duration, error) {
-	b.attempts++
-	if b.cfg.MaxAttempts > 0 && b.attempts >= b.cfg.MaxAttempts {
-		return 0, fmt.Errorf("%w after %d attempts", ErrRetriesExhausted, b.attempts)
-	}
-	d := b.next
-	n := time.Duration(float64(b.next) * b.cfg.Multiplier)
-	if n > b.cfg.Max || n <= 0 {
-		n = b.cfg.Max
-	}
-	b.next = n
-	return d, nil
-}
-
-// Wait records one failure and sleeps the backoff (at least min), returning
-// early with ctx's error when ctx ends.
-func (b *Backoff) Wait(ctx context.Context, min time.Duration) error {
-	d, err := b.Next()
-	if err != nil {
-		return err
-	}
-	if d < min {
-		d = min
-	}
-	return Sleep(ctx, d)
-}
-
-// Sleep waits for d or until ctx ends.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// ErrRetriesExhausted is wrapped by the error of a retry loop whose finite
+// MaxAttempts ran out (the bridge's Run returns it): check it with
+// errors.Is.
+var ErrRetriesExhausted = backoff.ErrExhausted

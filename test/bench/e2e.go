@@ -377,7 +377,8 @@ func (b *bridgeProc) tail() string {
 }
 
 // bridgeLatency reads the batch latency quantiles symbridge logs when it
-// stops (Bridge.BatchLatency); logged is false when they are missing.
+// stops (from its symbridge_batch_latency_seconds histogram); logged is
+// false when they are missing.
 func bridgeLatency(logPath string) (p50, p99 time.Duration, logged bool) {
 	b, _ := os.ReadFile(logPath)
 	field := func(name string) (time.Duration, bool) {

@@ -1,0 +1,7 @@
+package bridge
+
+// Unexported helpers the external tests check directly.
+var (
+	RedactURL     = redactURL
+	SubjectCovers = subjectCovers
+)
