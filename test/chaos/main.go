@@ -49,6 +49,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/symbridge/symbridge/internal/backoff"
 	"github.com/symbridge/symbridge/internal/testshared"
 	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
 )
@@ -626,13 +627,5 @@ func poll(ctx context.Context, interval time.Duration, cond func() bool) error {
 	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// sleep is the bridge's own context-aware wait.
+var sleep = backoff.Sleep
