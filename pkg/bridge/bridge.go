@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -138,62 +139,42 @@ type Observer interface {
 }
 
 // Validate fills in defaults and checks the configuration. Errors name the
-// field.
+// Go field: what a user typed was checked, under its own key, by whoever
+// built the Config (cmd/symbridge: internal/config).
 func (c *Config) Validate() error {
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = DefaultPublishTimeout
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = DefaultMaxPending
-	}
-	if c.Retry == (symphony.RetryConfig{}) {
-		c.Retry = symphony.DefaultRetry
-	}
-	if c.SlowRetry == 0 {
-		c.SlowRetry = DefaultSlowRetry
-	}
-	if c.PublishRetryMax == 0 {
-		c.PublishRetryMax = DefaultPublishRetryMax
-	}
-	if c.UnhealthyAfter == 0 {
-		c.UnhealthyAfter = DefaultUnhealthyAfter
-	}
-	if c.Readers == 0 {
-		c.Readers = DefaultReaders
-	}
-	if c.FullRead == 0 {
-		c.FullRead = DefaultFullRead
-	}
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, DefaultPublishTimeout)
+	c.MaxPending = cmp.Or(c.MaxPending, DefaultMaxPending)
+	c.Retry = cmp.Or(c.Retry, symphony.DefaultRetry)
+	c.SlowRetry = cmp.Or(c.SlowRetry, DefaultSlowRetry)
+	c.PublishRetryMax = cmp.Or(c.PublishRetryMax, DefaultPublishRetryMax)
+	c.UnhealthyAfter = cmp.Or(c.UnhealthyAfter, DefaultUnhealthyAfter)
+	c.Readers = cmp.Or(c.Readers, DefaultReaders)
+	c.FullRead = cmp.Or(c.FullRead, DefaultFullRead)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	switch {
-	case c.Pod == "":
-		return errors.New("bridge.pod: required")
-	case c.Source != SourceDatafeed && c.Source != SourceDatahose:
-		return fmt.Errorf("bridge.source: must be %q or %q, got %q", SourceDatafeed, SourceDatahose, c.Source)
-	case c.Subject == nil:
-		return errors.New("bridge.subject: required (a compiled subject template)")
-	case c.DeadLetter == nil:
-		return errors.New("bridge.deadLetter: required (a compiled subject template)")
-	case c.PublishTimeout < 0:
-		return fmt.Errorf("bridge.publishTimeout: must be positive, got %s", c.PublishTimeout)
-	case c.MaxPending < 0:
-		return fmt.Errorf("bridge.maxPending: must be positive, got %d", c.MaxPending)
-	case c.SlowRetry < 0:
-		return fmt.Errorf("bridge.slowRetry: must be positive, got %s", c.SlowRetry)
-	case c.PublishRetryMax < 0:
-		return fmt.Errorf("bridge.publishRetryMax: must be positive, got %s", c.PublishRetryMax)
-	case c.MaxMsgBytes < 0:
-		return fmt.Errorf("bridge.maxMsgBytes: must be 0 (from the server) or positive, got %d", c.MaxMsgBytes)
-	case c.UnhealthyAfter < 0:
-		return fmt.Errorf("bridge.unhealthyAfter: must be positive, got %d", c.UnhealthyAfter)
-	case c.Readers < 0:
-		return fmt.Errorf("bridge.readers: must be positive, got %d", c.Readers)
-	case c.FullRead < 0:
-		return fmt.Errorf("bridge.fullRead: must be positive, got %d", c.FullRead)
+	var errs []error
+	check := func(bad bool, field, format string, a ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf("bridge: Config.%s: "+format, append([]any{field}, a...)...))
+		}
 	}
-	return c.Retry.Validate("retry")
+	check(c.Pod == "", "Pod", "required")
+	check(c.Source != SourceDatafeed && c.Source != SourceDatahose, "Source", "must be %q or %q, got %q", SourceDatafeed, SourceDatahose, c.Source)
+	check(c.Subject == nil, "Subject", "required (a compiled subject template)")
+	check(c.DeadLetter == nil, "DeadLetter", "required (a compiled subject template)")
+	check(c.PublishTimeout < 0, "PublishTimeout", "must be positive, got %s", c.PublishTimeout)
+	check(c.MaxPending < 0, "MaxPending", "must be positive, got %d", c.MaxPending)
+	check(c.SlowRetry < 0, "SlowRetry", "must be positive, got %s", c.SlowRetry)
+	check(c.PublishRetryMax < 0, "PublishRetryMax", "must be positive, got %s", c.PublishRetryMax)
+	check(c.MaxMsgBytes < 0, "MaxMsgBytes", "must be 0 (from the server) or positive, got %d", c.MaxMsgBytes)
+	check(c.UnhealthyAfter < 0, "UnhealthyAfter", "must be positive, got %d", c.UnhealthyAfter)
+	check(c.Readers < 0, "Readers", "must be positive, got %d", c.Readers)
+	check(c.FullRead < 0, "FullRead", "must be positive, got %d", c.FullRead)
+	if err := c.Retry.Validate("Retry"); err != nil {
+		errs = append(errs, fmt.Errorf("bridge: Config.%w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // JetStreamConfig is what [NewJetStream] needs; use the same values as the

@@ -719,12 +719,12 @@ func TestConfigValidate(t *testing.T) {
 		field  string
 	}{
 		{"ok", func(*bridge.Config) {}, ""},
-		{"no pod", func(c *bridge.Config) { c.Pod = "" }, "bridge.pod"},
-		{"bad source", func(c *bridge.Config) { c.Source = "v1" }, "bridge.source"},
-		{"no subject", func(c *bridge.Config) { c.Subject = nil }, "bridge.subject"},
-		{"no dead letter", func(c *bridge.Config) { c.DeadLetter = nil }, "bridge.deadLetter"},
-		{"negative timeout", func(c *bridge.Config) { c.PublishTimeout = -1 }, "bridge.publishTimeout"},
-		{"bad retry", func(c *bridge.Config) { c.Retry.MaxAttempts = -5 }, "retry.maxAttempts"},
+		{"no pod", func(c *bridge.Config) { c.Pod = "" }, "bridge: Config.Pod"},
+		{"bad source", func(c *bridge.Config) { c.Source = "v1" }, "bridge: Config.Source"},
+		{"no subject", func(c *bridge.Config) { c.Subject = nil }, "bridge: Config.Subject"},
+		{"no dead letter", func(c *bridge.Config) { c.DeadLetter = nil }, "bridge: Config.DeadLetter"},
+		{"negative timeout", func(c *bridge.Config) { c.PublishTimeout = -1 }, "bridge: Config.PublishTimeout"},
+		{"bad retry", func(c *bridge.Config) { c.Retry.MaxAttempts = -5 }, "bridge: Config.Retry.maxAttempts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
