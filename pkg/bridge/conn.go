@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/symbridge/symbridge/internal/redact"
 )
 
 // NATSConfig says how to connect to NATS.
@@ -179,23 +180,6 @@ func closedAfterHandshake(err error) bool {
 	return errors.Is(err, nats.ErrTLS) && strings.Contains(err.Error(), "closed by remote after TLS handshake")
 }
 
-// RedactURL hides user information (user, password, token) in a NATS URL
+// RedactURL hides the credentials (password, token) in a NATS URL
 // list, for logs and errors.
-func RedactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		p = strings.TrimSpace(p)
-		u, err := url.Parse(p)
-		if err != nil {
-			if strings.Contains(p, "@") {
-				parts[i] = "[unparsable URL redacted]"
-			}
-			continue
-		}
-		if u.User != nil {
-			u.User = url.User("redacted")
-		}
-		parts[i] = u.String()
-	}
-	return strings.Join(parts, ",")
-}
+func RedactURL(urls string) string { return redact.URLList(urls) }
