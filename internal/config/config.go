@@ -1,8 +1,11 @@
 // Package config loads symbridge's configuration: a team's existing Symphony
 // BDK config.yaml (which must work unchanged) plus symbridge's own sections
-// (bridge, nats, http, log), in three layers with koanf: the YAML (or JSON)
+// (bridge, nats, http, log, runtime), in three layers with koanf: the YAML (or JSON)
 // file, then SYMBRIDGE_* environment variables, then overrides from the
 // command line.
+//
+// The file is decoded with koanf into tagged structs (see [fileKeys]) whose
+// tags also document every key ([Keys]).
 //
 // Environment variables are spelled [EnvPrefix] + the key path upper-cased,
 // with "__" between path segments, e.g. SYMBRIDGE_NATS__URL or
@@ -25,162 +28,27 @@
 package config
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net"
 	"os"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 
-	"github.com/symbridge/symbridge/pkg/symphony"
+	"github.com/symbridge/symbridge/internal/dedupe"
 )
-
-// Config is symbridge's effective configuration, with units (time.Duration)
-// and every default applied.
-type Config struct {
-	// Symphony servers, composed as in the BDK: scheme://host:port + context,
-	// each component's own scheme/host/port/context overriding the global
-	// ones. "" when no host is configured (Validate reports it).
-	PodURL, AgentURL, KeyManagerURL, SessionAuthURL string
-
-	// ProxyURL is the global HTTP proxy ("" = none), with its credentials in
-	// the URL's user info: print it only through Redacted/String.
-	ProxyURL string
-	// Per-component proxies: the component's own proxy block, else ProxyURL.
-	PodProxyURL, AgentProxyURL, KeyManagerProxyURL, SessionAuthProxyURL string
-
-	Username string
-	// PrivateKeyPEM is the bot's RSA key (PKCS#1 or PKCS#8 PEM), nil when
-	// certificate authentication is configured instead.
-	PrivateKeyPEM []byte
-	// PrivateKeyPath is the file it came from ("" for inline content).
-	PrivateKeyPath string
-	// Certificate is the client certificate for certificate authentication.
-	Certificate *tls.Certificate
-	// TrustStore holds the system roots plus the configured trust store; nil
-	// when none is configured (use the system roots).
-	TrustStore *x509.CertPool
-	// InsecureSkipVerify disables TLS verification of the Symphony servers
-	// (ssl.insecureSkipVerify; the caller warns at each start).
-	InsecureSkipVerify bool
-
-	// ConnectTimeout and ReadTimeout apply to the Symphony HTTP client; the
-	// agent block's own values win over the global ones.
-	ConnectTimeout, ReadTimeout time.Duration
-
-	Datafeed DatafeedConfig
-	Datahose DatahoseConfig
-	Bridge   BridgeConfig
-	NATS     NATSConfig
-	HTTP     HTTPConfig
-	Log      LogConfig
-
-	// Warnings to log at start-up: BDK keys symbridge ignores (one entry),
-	// key files readable by others, a read timeout shorter than the long poll.
-	Warnings []string
-
-	problems       []error             // found by Load, reported by Validate
-	endpoints      map[string]endpoint // which keys supplied each component URL
-	rsaConfigured  bool                // a private key is configured (even if unreadable)
-	certConfigured bool                // a certificate is configured (even if unreadable)
-}
-
-// DatafeedConfig is the BDK's datafeed block.
-type DatafeedConfig struct {
-	Version          string // "v2" or "v1"
-	Tag              string
-	IncludeInvisible bool
-	IDFilePath       string
-	Retry            symphony.RetryConfig
-}
-
-// DatahoseConfig is the BDK's datahose block.
-type DatahoseConfig struct {
-	Tag        string
-	EventTypes []string
-	Scopes     []string
-	Retry      symphony.RetryConfig
-}
-
-// BridgeConfig is the read-publish-ack loop's configuration.
-type BridgeConfig struct {
-	Source         string // "datafeed" or "datahose"
-	Pod            string // the {pod} subject token
-	Subject        string // subject template
-	DeadLetter     string // dead-letter subject template
-	PublishTimeout time.Duration
-	SlowRetry      time.Duration // wait between reads the Agent refuses (4xx)
-	MaxPending     int
-	Readers        int // most concurrent readers of one feed
-	DedupeEntries  int
-	MaxBodyBytes   int64
-}
-
-// NATSConfig is the JetStream side.
-type NATSConfig struct {
-	URL       string
-	CredsFile string
-	NKeyFile  string
-	Token     string
-	User      string
-	Password  string
-	// PingInterval: two unanswered pings mark the connection dead, so a
-	// paused or cut-off server is noticed within about 2x this.
-	PingInterval time.Duration
-	TLS          NATSTLSConfig
-	Stream       StreamConfig
-	Embedded     EmbeddedConfig
-}
-
-// NATSTLSConfig configures TLS to the NATS servers.
-type NATSTLSConfig struct {
-	CAFile, CertFile, KeyFile string
-	InsecureSkipVerify        bool
-}
-
-// StreamConfig is the JetStream stream symbridge creates or verifies.
-type StreamConfig struct {
-	Name       string
-	Subjects   []string
-	Duplicates time.Duration
-	MaxAge     time.Duration // 0 = unlimited
-	Replicas   int
-	MaxMsgSize int32 // 0 = server default, -1 = unlimited
-}
-
-// EmbeddedConfig is the in-process nats-server.
-type EmbeddedConfig struct {
-	Enabled bool
-	Dir     string
-	Listen  string
-}
-
-// HTTPConfig is the health endpoint server.
-type HTTPConfig struct {
-	Listen string // "" disables
-}
-
-// LogConfig configures slog.
-type LogConfig struct {
-	Level  string // debug, info, warn, error
-	Format string // text, json
-}
-
-// endpoint names the keys that supplied a component URL's parts, so that
-// Validate can name the one to fix.
-type endpoint struct{ scheme, host, port string }
 
 // alternatives are key groups of which one is used: the highest layer
 // (file < environment < overrides) that sets any of them wins as a whole, so
@@ -197,64 +65,69 @@ var alternatives = [][]string{
 // too), then overrides keyed by dotted key paths (from command-line flags;
 // values may be strings or Go values). Call [Config.Validate] before use.
 func Load(path string, environ []string, overrides map[string]any) (*Config, error) {
-	envVars := envMap(environ)
-	var errs []error
-
-	fileLayer, unusedBDK, err := loadFile(path, envVars)
+	fileLayer, unusedBDK, err := loadFile(path, envMap(environ))
 	if err != nil {
 		return nil, err
 	}
-	envLayer, err := loadEnv(environ)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	overLayer, err := loadOverrides(overrides)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	envLayer, envErr := loadEnv(environ)
+	overLayer, overErr := loadOverrides(overrides)
+	if err := errors.Join(envErr, overErr); err != nil {
+		return nil, err
 	}
 
 	c := &Config{}
 	layers := []map[string]any{fileLayer, envLayer, overLayer}
-	merged := koanf.New(".")
+	c.resolveAlternatives(layers)
+	set := map[string]any{} // what the layers set, later layers winning
 	for _, l := range layers {
-		if err := merged.Load(confmap.Provider(l, "."), nil); err != nil {
-			return nil, fmt.Errorf("merge configuration: %w", err)
+		maps.Copy(set, l)
+	}
+	all := map[string]any{}
+	for _, d := range defs {
+		if d.Default != "" {
+			all[d.Key] = d.Default
 		}
 	}
-	c.resolveAlternatives(layers, merged)
-
-	v := values{v: map[string]any{}, set: map[string]bool{}}
-	for i := range defs {
-		d := &defs[i]
-		raw := merged.Get(d.key)
-		if isUnset(d, raw) {
-			if d.def == "" {
-				continue
-			}
-			raw = d.def
-		} else {
-			v.set[d.key] = true
-		}
-		val, err := decodeValue(d, raw)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		v.v[d.key] = val
+	maps.Copy(all, set)
+	merged := koanf.New(".")
+	if err := merged.Load(confmap.Provider(all, "."), nil); err != nil {
+		return nil, fmt.Errorf("merge configuration: %w", err)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	var f fileKeys
+	if err := merged.UnmarshalWithConf("", &f, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
+		DecodeHook: decodeHook, ErrorUnused: true, MatchName: func(a, b string) bool { return a == b },
+	}}); err != nil {
+		return nil, errors.Join(keyErrors(err)...)
 	}
 
-	c.build(v)
+	c.build(&f, func(k string) bool { _, ok := set[k]; return ok })
 	if len(unusedBDK) > 0 {
 		c.Warnings = append([]string{fmt.Sprintf(
 			"ignoring BDK keys that do not concern symbridge: %s", strings.Join(unusedBDK, ", "))}, c.Warnings...)
 	}
+	for key := range fileLayer {
+		if defByKey[key].Secret {
+			c.warnPermissions("config file", path) // it holds a secret
+			break
+		}
+	}
 	return c, nil
+}
+
+// keyErrors turns mapstructure's errors into "key: must be ..." ones.
+func keyErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, keyErrors(e)...)
+		}
+		return out
+	}
+	var de *mapstructure.DecodeError
+	if errors.As(err, &de) {
+		return []error{fmt.Errorf("%s: %w", de.Name(), de.Unwrap())}
+	}
+	return []error{err}
 }
 
 // loadFile reads the file into a flat map of known keys, placeholders
@@ -271,40 +144,42 @@ func loadFile(path string, envVars map[string]string) (map[string]any, []string,
 	var errs []error
 	var unused []string
 	flat := k.All()
-	keys := make([]string, 0, len(flat))
-	for key := range flat {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
-	for _, key := range keys {
+	for _, key := range sortedKeys(flat) {
 		val := flat[key]
-		d, known := defByKey[key]
-		if !known {
-			if prefixes[key] && (val == nil || isEmptyMap(val)) {
-				continue // e.g. "pod:" with nothing under it
+		switch _, known := defByKey[key]; {
+		case !known && prefixes[key] && (val == nil || isEmptyMap(val)):
+			continue // e.g. "pod:" with nothing under it
+		case !known && symbridgeSections[section(key)]:
+			if c, ok := canonicalKey(key); ok {
+				errs = append(errs, fmt.Errorf("%s: unknown key (did you mean %s?)", key, c))
+			} else {
+				errs = append(errs, fmt.Errorf("%s: unknown key", key))
 			}
-			if symbridgeSections[section(key)] {
-				if c, ok := canonicalKey(key); ok {
-					errs = append(errs, fmt.Errorf("%s: unknown key (did you mean %s?)", key, c))
-				} else {
-					errs = append(errs, fmt.Errorf("%s: unknown key", key))
-				}
+		case !known:
+			unused = append(unused, key)
+		case isUnset(key, val):
+		default:
+			resolved, err := expandValue(val, envVars)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
 				continue
 			}
-			unused = append(unused, key)
-			continue
+			out[key] = resolved
 		}
-		resolved, err := expandValue(val, envVars)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", d.key, err))
-			continue
-		}
-		out[key] = resolved
 	}
 	if len(errs) > 0 {
 		return nil, nil, fmt.Errorf("config file %s: %w", path, errors.Join(errs...))
 	}
 	return out, unused, nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func isEmptyMap(v any) bool {
@@ -340,9 +215,8 @@ func expandValue(v any, envVars map[string]string) (any, error) {
 var singleUnderscore = func() map[string]string {
 	m := map[string]string{}
 	for _, d := range defs {
-		n := EnvName(d.key)
-		if alt := strings.ReplaceAll(n[len(EnvPrefix):], "__", "_"); alt != n[len(EnvPrefix):] {
-			m[EnvPrefix+alt] = n
+		if alt := strings.ReplaceAll(d.Env, "__", "_"); alt != d.Env {
+			m[alt] = d.Env
 		}
 	}
 	return m
@@ -364,23 +238,20 @@ func loadEnv(environ []string) (map[string]any, error) {
 			}
 			path := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__", ".")
 			key, ok := canonicalKey(path)
-			if !ok {
-				if right, ok := singleUnderscore[name]; ok {
-					errs = append(errs, fmt.Errorf("environment %s: unknown key (did you mean %s? path segments are separated by \"__\")", name, right))
-				} else {
-					errs = append(errs, fmt.Errorf("environment %s: unknown key %q", name, path))
-				}
-				return "", nil
+			switch {
+			case !ok && singleUnderscore[name] != "":
+				errs = append(errs, fmt.Errorf("environment %s: unknown key (did you mean %s? path segments are separated by \"__\")", name, singleUnderscore[name]))
+			case !ok:
+				errs = append(errs, fmt.Errorf("environment %s: unknown key %q", name, path))
+			case seen[key] != "":
+				errs = append(errs, fmt.Errorf("environment %s and %s: both set %s", seen[key], name, key))
+			case isUnset(key, val): // SYMBRIDGE_X= for a number or list: leave the file's value
+				seen[key] = name
+			default:
+				seen[key] = name
+				return key, val
 			}
-			if prev, dup := seen[key]; dup {
-				errs = append(errs, fmt.Errorf("environment %s and %s: both set %s", prev, name, key))
-				return "", nil
-			}
-			seen[key] = name
-			if isUnset(defByKey[key], val) {
-				return "", nil // SYMBRIDGE_X= for a number or list: leave the file's value
-			}
-			return key, val
+			return "", nil
 		},
 	})
 	if err := k.Load(p, nil); err != nil {
@@ -397,33 +268,16 @@ func loadEnv(environ []string) (map[string]any, error) {
 func loadOverrides(overrides map[string]any) (map[string]any, error) {
 	out := map[string]any{}
 	var errs []error
-	keys := make([]string, 0, len(overrides))
-	for key := range overrides {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
-	for _, key := range keys {
+	for _, key := range sortedKeys(overrides) {
 		c, ok := canonicalKey(key)
-		if !ok {
+		switch {
+		case !ok:
 			errs = append(errs, fmt.Errorf("override %s: unknown key", key))
-			continue
+		case !isUnset(c, overrides[key]):
+			out[c] = overrides[key]
 		}
-		val := overrides[key]
-		if isUnset(defByKey[c], val) {
-			continue
-		}
-		out[c] = val
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	// Round-trip through koanf like the other layers, so that every layer
-	// reaches the merge in the same flat shape.
-	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(out, "."), nil); err != nil {
-		return nil, fmt.Errorf("overrides: %w", err)
-	}
-	return k.All(), nil
+	return out, errors.Join(errs...)
 }
 
 func present(v any) bool {
@@ -436,7 +290,7 @@ func present(v any) bool {
 
 // resolveAlternatives keeps, for each group of alternative keys, only those
 // of the highest layer that sets any of them.
-func (c *Config) resolveAlternatives(layers []map[string]any, merged *koanf.Koanf) {
+func (c *Config) resolveAlternatives(layers []map[string]any) {
 	for _, group := range alternatives {
 		win := -1
 		for i, l := range layers {
@@ -453,8 +307,10 @@ func (c *Config) resolveAlternatives(layers []map[string]any, merged *koanf.Koan
 		for _, key := range group {
 			if present(layers[win][key]) {
 				set = append(set, key)
-			} else {
-				merged.Delete(key)
+				continue
+			}
+			for _, l := range layers {
+				delete(l, key)
 			}
 		}
 		if len(set) > 1 {
@@ -463,142 +319,86 @@ func (c *Config) resolveAlternatives(layers []map[string]any, merged *koanf.Koan
 	}
 }
 
-// values holds the decoded keys; set tells which were configured rather
-// than defaulted.
-type values struct {
-	v   map[string]any
-	set map[string]bool
-}
+const (
+	maxDatahoseTag = 80  // V5EventsReadBody.tag
+	maxDatafeedTag = 100 // V5DatafeedCreateBody.tag
+	longPoll       = 30 * time.Second
+	// baseMemory is the soft memory limit's share for the runtime, NATS
+	// client buffers and messages in flight; reads in flight
+	// (bridge.maxBodyBytes each) and the dedupe set come on top of it.
+	baseMemory = 32 << 20
+)
 
-func (v values) s(k string) string {
-	x, _ := v.v[k].(string)
-	return x
-}
-func (v values) i(k string) int {
-	x, _ := v.v[k].(int)
-	return x
-}
-func (v values) i64(k string) int64 {
-	x, _ := v.v[k].(int64)
-	return x
-}
-func (v values) b(k string) bool {
-	x, _ := v.v[k].(bool)
-	return x
-}
-func (v values) f(k string) float64 {
-	x, _ := v.v[k].(float64)
-	return x
-}
-func (v values) d(k string) time.Duration {
-	x, _ := v.v[k].(time.Duration)
-	return x
-}
-func (v values) l(k string) []string {
-	x, _ := v.v[k].([]string)
-	return slices.Clone(x)
-}
+// build turns the decoded file into the effective configuration: derived
+// defaults, the BDK's inheritance, key and certificate files read. set
+// tells which keys a layer set (rather than a default).
+func (c *Config) build(f *fileKeys, set func(string) bool) {
+	c.Username = strings.TrimSpace(f.Bot.Username)
+	c.buildSymphony(f, set)
+	c.buildAuth(f, set)
 
-// first returns the first key among keys that is set and not blank, with
-// its value untouched (inline PEM content keeps its final newline).
-func (v values) first(keys ...string) (string, string) {
-	for _, k := range keys {
-		if v.set[k] && strings.TrimSpace(v.s(k)) != "" {
-			return k, v.s(k)
-		}
-	}
-	return "", ""
-}
-
-func (c *Config) build(v values) {
-	c.buildSymphony(v)
-	c.buildAuth(v)
-
-	c.Datafeed = DatafeedConfig{
-		Version:          strings.ToLower(strings.TrimSpace(v.s("datafeed.version"))),
-		Tag:              v.s("datafeed.tag"),
-		IncludeInvisible: v.b("datafeed.includeInvisible"),
-		IDFilePath:       v.s("datafeed.idFilePath"),
-		Retry:            retryConfig(v, "datafeed.retry"),
-	}
-	c.Datahose = DatahoseConfig{
-		Tag:        v.s("datahose.tag"),
-		EventTypes: upperAll(v.l("datahose.eventTypes")),
-		Scopes:     upperAll(v.l("datahose.scopes")),
-		Retry:      retryConfig(v, "datahose.retry"),
-	}
-	if !v.set["datahose.tag"] {
+	c.Datafeed = f.Datafeed.DatafeedConfig
+	c.Datafeed.Version = strings.ToLower(strings.TrimSpace(c.Datafeed.Version))
+	c.Datafeed.Retry = f.Datafeed.Retry.config()
+	c.Datahose = f.Datahose.DatahoseConfig
+	c.Datahose.EventTypes = upperAll(c.Datahose.EventTypes)
+	c.Datahose.Scopes = upperAll(c.Datahose.Scopes)
+	c.Datahose.Retry = f.Datahose.Retry.config()
+	if !set("datahose.tag") {
 		// The BDK's derivation (Python: from bot.username; Java: the same name
 		// read from the pod), truncated to the datahose limit.
 		tag := "datahose"
 		if c.Username != "" {
 			tag += "-" + c.Username
 		}
-		c.Datahose.Tag = truncate(tag, maxDatahoseTag)
+		c.Datahose.Tag = tag[:min(len(tag), maxDatahoseTag)]
 	}
 
-	c.Bridge = BridgeConfig{
-		Source:         strings.ToLower(strings.TrimSpace(v.s("bridge.source"))),
-		Pod:            v.s("bridge.pod"),
-		Subject:        v.s("bridge.subject"),
-		DeadLetter:     v.s("bridge.deadLetter"),
-		PublishTimeout: v.d("bridge.publishTimeout"),
-		SlowRetry:      v.d("bridge.slowRetry"),
-		MaxPending:     v.i("bridge.maxPending"),
-		Readers:        v.i("bridge.readers"),
-		DedupeEntries:  v.i("bridge.dedupeEntries"),
-		MaxBodyBytes:   v.i64("bridge.maxBodyBytes"),
+	c.Bridge = f.Bridge
+	c.Bridge.Source = strings.ToLower(strings.TrimSpace(c.Bridge.Source))
+	if !set("bridge.pod") {
+		_, host := first("pod.host", f.Pod.Host, "host", f.Host)
+		c.Bridge.Pod = podToken(strings.TrimSpace(host))
 	}
-	if !v.set["bridge.pod"] {
-		c.Bridge.Pod = podToken(c.endpointHost(v, "pod"))
+	c.NATS = f.NATS
+	c.NATS.URL = strings.TrimSpace(c.NATS.URL)
+	if key, path := first("nats.credsFile", c.NATS.CredsFile, "nats.nkeyFile", c.NATS.NKeyFile); key != "" {
+		c.warnPermissions(key, path) // both set is a problem Validate reports
 	}
+	c.HTTP.Listen = strings.TrimSpace(f.HTTP.Listen)
+	c.Log = LogConfig{Level: strings.ToLower(strings.TrimSpace(f.Log.Level)), Format: strings.ToLower(strings.TrimSpace(f.Log.Format))}
 
-	c.NATS = NATSConfig{
-		URL:          strings.TrimSpace(v.s("nats.url")),
-		CredsFile:    v.s("nats.credsFile"),
-		NKeyFile:     v.s("nats.nkeyFile"),
-		Token:        v.s("nats.token"),
-		User:         v.s("nats.user"),
-		Password:     v.s("nats.password"),
-		PingInterval: v.d("nats.pingInterval"),
-		TLS: NATSTLSConfig{
-			CAFile: v.s("nats.tls.caFile"), CertFile: v.s("nats.tls.certFile"), KeyFile: v.s("nats.tls.keyFile"),
-			InsecureSkipVerify: v.b("nats.tls.insecureSkipVerify"),
-		},
-		Stream: StreamConfig{
-			Name:       v.s("nats.stream.name"),
-			Subjects:   v.l("nats.stream.subjects"),
-			Duplicates: v.d("nats.stream.duplicates"),
-			MaxAge:     v.d("nats.stream.maxAge"),
-			Replicas:   v.i("nats.stream.replicas"),
-			MaxMsgSize: int32(v.i("nats.stream.maxMsgSize")),
-		},
-		Embedded: EmbeddedConfig{
-			Enabled: v.b("nats.embedded.enabled"),
-			Dir:     v.s("nats.embedded.dir"),
-			Listen:  v.s("nats.embedded.listen"),
-		},
+	c.Runtime = f.Runtime
+	floor := c.MinMemoryLimit()
+	if c.NATS.Embedded.Enabled && !set("runtime.maxProcs") {
+		c.Runtime.MaxProcs = 0 // JetStream in the same process needs the CPUs
 	}
-	c.HTTP = HTTPConfig{Listen: strings.TrimSpace(v.s("http.listen"))}
-	c.Log = LogConfig{
-		Level:  strings.ToLower(strings.TrimSpace(v.s("log.level"))),
-		Format: strings.ToLower(strings.TrimSpace(v.s("log.format"))),
+	switch {
+	case set("runtime.memoryLimit") && c.Runtime.MemoryLimit < floor:
+		c.problems = append(c.problems, fmt.Errorf(
+			"runtime.memoryLimit: must be at least %d (32 MiB + bridge.maxBodyBytes × bridge.readers + the dedupe set of bridge.dedupeEntries), got %d",
+			floor, c.Runtime.MemoryLimit))
+	case !set("runtime.memoryLimit") && !c.NATS.Embedded.Enabled:
+		// Without a limit with the embedded nats-server, whose memory (the
+		// stream's cache) this budget does not cover.
+		c.Runtime.MemoryLimit = floor
 	}
 }
 
-const (
-	maxDatahoseTag = 80  // V5EventsReadBody.tag
-	maxDatafeedTag = 100 // V5DatafeedCreateBody.tag
-	longPoll       = 30 * time.Second
-)
-
-func retryConfig(v values, prefix string) symphony.RetryConfig {
-	return symphony.RetryConfig{
-		MaxAttempts: v.i(prefix + ".maxAttempts"),
-		Initial:     v.d(prefix + ".initialIntervalMillis"),
-		Multiplier:  v.f(prefix + ".multiplier"),
-		Max:         v.d(prefix + ".maxIntervalMillis"),
+// MinMemoryLimit is the least soft memory limit the configuration runs in:
+// [baseMemory], plus bridge.readers reads of bridge.maxBodyBytes in flight,
+// plus the dedupe set full (its size per entry is internal/dedupe's, which
+// measures it against the heap: dedupe.FullBytes).
+func (c *Config) MinMemoryLimit() int64 {
+	reads := int64(max(c.Bridge.Readers, 1))
+	if c.Bridge.MaxBodyBytes > (math.MaxInt64-(1<<40))/reads {
+		return math.MaxInt64 // absurd but accepted sizes: no finite floor
 	}
+	n := baseMemory + reads*max(c.Bridge.MaxBodyBytes, 0)
+	if c.Bridge.DedupeEntries > 0 {
+		n += dedupe.FullBytes(c.Bridge.DedupeEntries)
+	}
+	return n
 }
 
 func upperAll(in []string) []string {
@@ -606,13 +406,6 @@ func upperAll(in []string) []string {
 		in[i] = strings.ToUpper(in[i])
 	}
 	return in
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // podToken derives the {pod} subject token from the pod host: its first
@@ -629,103 +422,86 @@ func podToken(host string) string {
 	return label
 }
 
-func (c *Config) endpointHost(v values, comp string) string {
-	_, h := v.first(comp+".host", "host")
-	return strings.TrimSpace(h)
-}
-
 // buildSymphony composes the component URLs, proxies and timeouts with the
 // BDK's inheritance: a component's own value, else the global one, else the
 // default (https, port 443, no context).
-func (c *Config) buildSymphony(v values) {
+func (c *Config) buildSymphony(f *fileKeys, set func(string) bool) {
 	c.endpoints = map[string]endpoint{}
-	c.ProxyURL = c.proxyURL(v, "")
-	for _, comp := range components {
-		var ep endpoint
-		var scheme, host string
-		ep.scheme, scheme = v.first(comp.key+".scheme", "scheme")
-		scheme = strings.TrimSpace(scheme)
-		if ep.scheme == "" {
-			ep.scheme, scheme = "scheme", v.s("scheme")
+	c.ProxyURL = c.proxyURL("", f.Proxy, set)
+	for _, comp := range []struct {
+		key        string
+		keys       *serverKeys
+		url, proxy *string
+	}{
+		{"pod", &f.Pod, &c.PodURL, &c.PodProxyURL},
+		{"agent", &f.Agent.serverKeys, &c.AgentURL, &c.AgentProxyURL},
+		{"keyManager", &f.KeyManager, &c.KeyManagerURL, &c.KeyManagerProxyURL},
+		{"sessionAuth", &f.SessionAuth, &c.SessionAuthURL, &c.SessionAuthProxyURL},
+	} {
+		k := comp.keys
+		ep := endpoint{scheme: "scheme", host: comp.key + ".host", port: "port"}
+		scheme, host, port, ctxPath := strings.TrimSpace(f.Scheme), strings.TrimSpace(f.Host), f.Port, f.Context
+		if s := strings.TrimSpace(k.Scheme); s != "" {
+			ep.scheme, scheme = comp.key+".scheme", s
 		}
-		ep.host, host = v.first(comp.key+".host", "host")
-		host = strings.TrimSpace(host)
-		if ep.host == "" {
-			ep.host = comp.key + ".host"
+		if h := strings.TrimSpace(k.Host); h != "" {
+			ep.host, host = comp.key+".host", h
+		} else if host != "" {
+			ep.host = "host"
 		}
-		port := v.i("port")
-		ep.port = "port"
-		if v.set[comp.key+".port"] {
-			port, ep.port = v.i(comp.key+".port"), comp.key+".port"
+		if set(comp.key + ".port") {
+			ep.port, port = comp.key+".port", k.Port
 		}
-		ctxPath := v.s("context")
-		if v.set[comp.key+".context"] {
-			ctxPath = v.s(comp.key + ".context")
+		if set(comp.key + ".context") {
+			ctxPath = k.Context
 		}
 		c.endpoints[comp.key] = ep
-
-		var u string
 		if host != "" {
 			if strings.ContainsAny(host, "/@?#") {
 				c.problems = append(c.problems, fmt.Errorf("%s: must be a host name, without scheme or path, got %q", ep.host, host))
 			}
-			u = strings.ToLower(scheme) + "://" + net.JoinHostPort(host, strconv.Itoa(port)) + normaliseContext(ctxPath)
+			*comp.url = strings.ToLower(scheme) + "://" + net.JoinHostPort(host, strconv.Itoa(port)) + normaliseContext(ctxPath)
 		}
-		proxy := c.proxyURL(v, comp.key+".")
-		if proxy == "" {
-			proxy = c.ProxyURL
-		}
-		switch comp.key {
-		case "pod":
-			c.PodURL, c.PodProxyURL = u, proxy
-		case "agent":
-			c.AgentURL, c.AgentProxyURL = u, proxy
-		case "keyManager":
-			c.KeyManagerURL, c.KeyManagerProxyURL = u, proxy
-		case "sessionAuth":
-			c.SessionAuthURL, c.SessionAuthProxyURL = u, proxy
+		if *comp.proxy = c.proxyURL(comp.key+".", k.Proxy, set); *comp.proxy == "" {
+			*comp.proxy = c.ProxyURL
 		}
 	}
 
-	c.ConnectTimeout = v.d("connectionTimeout")
-	if v.set["agent.connectionTimeout"] {
-		c.ConnectTimeout = v.d("agent.connectionTimeout")
+	c.ConnectTimeout, c.ReadTimeout = time.Duration(f.ConnectionTimeout), time.Duration(f.ReadTimeout)
+	if set("agent.connectionTimeout") {
+		c.ConnectTimeout = time.Duration(f.Agent.ConnectionTimeout)
 	}
-	c.ReadTimeout = v.d("readTimeout")
 	rtKey := "readTimeout"
-	if v.set["agent.readTimeout"] {
-		c.ReadTimeout, rtKey = v.d("agent.readTimeout"), "agent.readTimeout"
+	if set("agent.readTimeout") {
+		c.ReadTimeout, rtKey = time.Duration(f.Agent.ReadTimeout), "agent.readTimeout"
 	}
 	if c.ReadTimeout > 0 && c.ReadTimeout <= longPoll {
 		c.Warnings = append(c.Warnings, fmt.Sprintf(
 			"%s: %s is not longer than the Agent's %s long poll; reads that wait for events will time out and be retried",
 			rtKey, c.ReadTimeout, longPoll))
 	}
-	c.InsecureSkipVerify = v.b("ssl.insecureSkipVerify")
+	c.InsecureSkipVerify = f.SSL.InsecureSkipVerify
 }
 
 // proxyURL composes the proxy of one block (prefix "" = global), user info
 // included; "" when the block has no proxy host.
-func (c *Config) proxyURL(v values, prefix string) string {
-	_, host := v.first(prefix + "proxy.host")
-	host = strings.TrimSpace(host)
-	if host == "" {
+func (c *Config) proxyURL(prefix string, p proxyKeys, set func(string) bool) string {
+	host := strings.TrimSpace(p.Host)
+	switch {
+	case host == "":
 		return ""
-	}
-	if !v.set[prefix+"proxy.port"] {
+	case !set(prefix + "proxy.port"):
 		c.problems = append(c.problems, fmt.Errorf("%sproxy.port: required when %sproxy.host is set", prefix, prefix))
 		return ""
-	}
-	port := v.i(prefix + "proxy.port")
-	if port < 1 || port > 65535 {
-		c.problems = append(c.problems, fmt.Errorf("%sproxy.port: must be between 1 and 65535, got %d", prefix, port))
+	case p.Port < 1 || p.Port > 65535:
+		c.problems = append(c.problems, fmt.Errorf("%sproxy.port: must be between 1 and 65535, got %d", prefix, p.Port))
 		return ""
 	}
 	u := "http://"
-	if user := v.s(prefix + "proxy.username"); user != "" {
-		u += userInfo(user, v.s(prefix+"proxy.password")) + "@"
+	if p.Username != "" {
+		u += userInfo(p.Username, p.Password.Reveal()) + "@"
 	}
-	return u + net.JoinHostPort(host, strconv.Itoa(port))
+	return u + net.JoinHostPort(host, strconv.Itoa(p.Port))
 }
 
 // normaliseContext gives a context path a leading '/' and no trailing '/'
@@ -738,89 +514,101 @@ func normaliseContext(s string) string {
 	return "/" + s
 }
 
+// first returns the first of the key/value pairs whose value is not blank,
+// the value untouched (inline PEM content keeps its final newline).
+func first(kv ...string) (key, val string) {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if strings.TrimSpace(kv[i+1]) != "" {
+			return kv[i], kv[i+1]
+		}
+	}
+	return "", ""
+}
+
 // buildAuth reads the bot's key or certificate and the trust store. File
 // problems are recorded for Validate, so that Load still returns what it
 // parsed.
-func (c *Config) buildAuth(v values) {
-	c.Username = strings.TrimSpace(v.s("bot.username"))
-
-	if key, val := v.first("bot.privateKey.path", "bot.privateKeyPath"); key != "" {
-		c.rsaConfigured = true
-		c.PrivateKeyPath = val
-		data, err := os.ReadFile(val)
-		if err != nil {
-			c.problems = append(c.problems, fmt.Errorf("%s: %w", key, err))
-		} else {
+func (c *Config) buildAuth(f *fileKeys, set func(string) bool) {
+	b, ts := &f.Bot, &f.SSL.TrustStore
+	if key, val := first("bot.privateKey.path", b.PrivateKey.Path, "bot.privateKeyPath", b.PrivateKeyPath); key != "" {
+		c.rsaConfigured, c.PrivateKeyPath = true, val
+		if data := c.readFile(key, val, true); data != nil {
 			c.PrivateKeyPEM = data
-			c.warnPermissions(key, val)
-			if err := checkRSAPrivateKeyPEM(data); err != nil {
-				c.problems = append(c.problems, fmt.Errorf("%s: %w", key, err))
-			}
+			c.problem(key, checkRSAPrivateKeyPEM(data))
 		}
-	} else if key, val := v.first("bot.privateKey.content", "bot.privateKeyContent"); key != "" {
+	} else if key, val := first("bot.privateKey.content", b.PrivateKey.Content.Reveal(), "bot.privateKeyContent", b.PrivateKeyContent.Reveal()); key != "" {
 		c.rsaConfigured = true
 		pemBytes, err := privateKeyContentPEM(val)
-		if err != nil {
-			c.problems = append(c.problems, fmt.Errorf("%s: %w", key, err))
-		} else {
-			c.PrivateKeyPEM = pemBytes
-		}
+		c.PrivateKeyPEM = pemBytes
+		c.problem(key, err)
 	}
 
-	passKey, pass := "bot.certificate.password", v.s("bot.certificate.password")
-	if !v.set[passKey] && v.set["bot.certificatePassword"] {
-		passKey, pass = "bot.certificatePassword", v.s("bot.certificatePassword")
+	passKey, pass := "bot.certificate.password", b.Certificate.Password.Reveal()
+	if !set(passKey) && set("bot.certificatePassword") {
+		passKey, pass = "bot.certificatePassword", b.CertificatePassword.Reveal()
 	}
-	if key, val := v.first("bot.certificate.path", "bot.certificatePath"); key != "" {
+	if key, val := first("bot.certificate.path", b.Certificate.Path, "bot.certificatePath", b.CertificatePath); key != "" {
 		c.certConfigured = true
-		data, err := os.ReadFile(val)
-		if err != nil {
-			c.problems = append(c.problems, fmt.Errorf("%s: %w", key, err))
-		} else {
-			c.warnPermissions(key, val)
+		if data := c.readFile(key, val, true); data != nil {
 			c.setCertificate(data, pass, key, passKey)
 		}
-	} else if key, val := v.first("bot.certificate.content", "bot.certificateContent"); key != "" {
+	} else if key, val := first("bot.certificate.content", b.Certificate.Content.Reveal(), "bot.certificateContent", b.CertificateContent.Reveal()); key != "" {
 		c.certConfigured = true
 		c.setCertificate(decodeContent(val), pass, key, passKey)
 	}
 
-	passKey, pass = "ssl.trustStore.password", v.s("ssl.trustStore.password")
-	if !v.set[passKey] && v.set["ssl.trustStorePassword"] {
-		passKey, pass = "ssl.trustStorePassword", v.s("ssl.trustStorePassword")
+	passKey, pass = "ssl.trustStore.password", ts.Password.Reveal()
+	if !set(passKey) && set("ssl.trustStorePassword") {
+		passKey, pass = "ssl.trustStorePassword", f.SSL.TrustStorePassword.Reveal()
 	}
 	var data []byte
-	var tsKey string
-	if key, val := v.first("ssl.trustStore.path", "ssl.trustStorePath"); key != "" {
-		tsKey = key
-		var err error
-		if data, err = os.ReadFile(val); err != nil {
-			c.problems = append(c.problems, fmt.Errorf("%s: %w", key, err))
-			data = nil
-		}
-	} else if key, val := v.first("ssl.trustStore.content"); key != "" {
-		tsKey, data = key, decodeContent(val)
+	tsKey, val := first("ssl.trustStore.path", ts.Path, "ssl.trustStorePath", f.SSL.TrustStorePath)
+	if tsKey != "" {
+		data = c.readFile(tsKey, val, false)
+	} else if tsKey, val = first("ssl.trustStore.content", ts.Content); tsKey != "" {
+		data = decodeContent(val)
 	}
 	if data != nil {
 		certs, err := parseTrustStore(data, pass)
 		switch {
 		case errors.Is(err, errTrustStorePassword):
-			c.problems = append(c.problems, fmt.Errorf("%s: %w", passKey, err))
+			c.problem(passKey, err)
 		case err != nil:
-			c.problems = append(c.problems, fmt.Errorf("%s: %w", tsKey, err))
+			c.problem(tsKey, err)
 		default:
 			c.TrustStore = certPool(certs)
 		}
 	}
 }
 
+// problem records err (if any) for Validate, naming key.
+func (c *Config) problem(key string, err error) {
+	if err != nil {
+		c.problems = append(c.problems, fmt.Errorf("%s: %w", key, err))
+	}
+}
+
+// readFile reads the file a key names: nil and a problem when it cannot;
+// a secret file is checked for its permissions.
+func (c *Config) readFile(key, path string, secret bool) []byte {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c.problem(key, err)
+		return nil
+	}
+	if secret {
+		c.warnPermissions(key, path)
+	}
+	return data
+}
+
 func (c *Config) setCertificate(data []byte, password, key, passKey string) {
 	cert, err := parseCertificate(data, password)
 	switch {
 	case errors.Is(err, errCertificatePassword):
-		c.problems = append(c.problems, fmt.Errorf("%s: %w", passKey, err))
+		c.problem(passKey, err)
 	case err != nil:
-		c.problems = append(c.problems, fmt.Errorf("%s: %w", key, err))
+		c.problem(key, err)
 	default:
 		c.Certificate = cert
 	}

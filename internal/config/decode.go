@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -96,122 +97,118 @@ func envMap(environ []string) map[string]string {
 	return m
 }
 
-// typeError reports a value of the wrong type, echoing it unless the key is
-// secret.
-func typeError(d *keyDef, v any, want string) error {
-	if d.secret {
-		return fmt.Errorf("%s: must be %s", d.key, want)
+// decodeHook converts a raw value (typed YAML, a string from the
+// environment or a flag, or a Go value from an override) to the type of the
+// field mapstructure fills; the error says what the key must be, echoing the
+// value unless the field is a secret.
+func decodeHook(from, to reflect.Value) (any, error) {
+	v := from.Interface()
+	fail := func(want string) (any, error) {
+		if to.Type() == secretType {
+			return nil, fmt.Errorf("must be %s", want)
+		}
+		return nil, fmt.Errorf("must be %s, got %q", want, fmt.Sprint(v))
 	}
-	return fmt.Errorf("%s: must be %s, got %q", d.key, want, fmt.Sprint(v))
-}
-
-// decodeValue converts a raw value (typed YAML, a string from the
-// environment or a flag, or a Go value from an override) to the Go type of the
-// key's kind. Empty strings mean "unset" for every kind but strings.
-func decodeValue(d *keyDef, v any) (any, error) {
-	switch d.kind {
-	case kString:
+	switch to.Type() {
+	case durationType:
+		const want = `a duration with a unit, like "5s" or "35m"`
 		switch x := v.(type) {
 		case string:
+			d, err := time.ParseDuration(strings.TrimSpace(x))
+			if err != nil {
+				return fail(want)
+			}
+			return d, nil
+		case time.Duration:
 			return x, nil
+		case int, int64:
+			if x == 0 || x == int64(0) {
+				return time.Duration(0), nil
+			}
+		}
+		return fail(want)
+	case millisType:
+		n, err := toInt64(v)
+		switch {
+		case err != nil:
+			return fail("an integer")
+		case n < 0 || n > math.MaxInt64/int64(time.Millisecond):
+			return fail("a non-negative number of milliseconds")
+		}
+		return time.Duration(n) * time.Millisecond, nil
+	}
+	switch to.Kind() {
+	case reflect.String:
+		switch v.(type) {
+		case string:
+			return v, nil
 		case int, int64, float64, bool:
 			// YAML turns `port: 8443`-like values into numbers; a string key
 			// given a scalar is still meant as text (e.g. a numeric username).
-			return fmt.Sprint(x), nil
+			return fmt.Sprint(v), nil
 		}
-		return nil, typeError(d, v, "a string")
-	case kBool:
+		return fail("a string")
+	case reflect.Bool:
 		switch x := v.(type) {
 		case bool:
 			return x, nil
 		case string:
-			b, err := strconv.ParseBool(strings.TrimSpace(x))
-			if err != nil {
-				return nil, typeError(d, v, "true or false")
+			if b, err := strconv.ParseBool(strings.TrimSpace(x)); err == nil {
+				return b, nil
 			}
-			return b, nil
 		}
-		return nil, typeError(d, v, "true or false")
-	case kInt, kInt64, kMillis:
+		return fail("true or false")
+	case reflect.Int, reflect.Int32, reflect.Int64:
 		n, err := toInt64(v)
-		if err != nil {
-			return nil, typeError(d, v, "an integer")
-		}
-		switch d.kind {
-		case kMillis:
-			if n < 0 || n > math.MaxInt64/int64(time.Millisecond) {
-				return nil, typeError(d, v, "a non-negative number of milliseconds")
-			}
-			return time.Duration(n) * time.Millisecond, nil
-		case kInt:
-			if n < math.MinInt32 || n > math.MaxInt32 {
-				return nil, typeError(d, v, "an integer in 32-bit range")
-			}
-			return int(n), nil
+		switch {
+		case err != nil:
+			return fail("an integer")
+		case to.Kind() != reflect.Int64 && (n < math.MinInt32 || n > math.MaxInt32):
+			return fail("an integer in 32-bit range")
 		}
 		return n, nil
-	case kFloat:
+	case reflect.Float64:
+		if n, err := toInt64(v); err == nil && !isString(v) {
+			return float64(n), nil
+		}
 		switch x := v.(type) {
 		case float64:
 			return x, nil
-		case float32:
-			return float64(x), nil
-		case int:
-			return float64(x), nil
-		case int64:
-			return float64(x), nil
 		case string:
-			f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				return nil, typeError(d, v, "a number")
-			}
-			return f, nil
-		}
-		return nil, typeError(d, v, "a number")
-	case kDuration:
-		switch x := v.(type) {
-		case time.Duration:
-			return x, nil
-		case string:
-			dur, err := time.ParseDuration(strings.TrimSpace(x))
-			if err != nil {
-				return nil, typeError(d, v, `a duration with a unit, like "5s" or "35m"`)
-			}
-			return dur, nil
-		case int:
-			if x == 0 {
-				return time.Duration(0), nil
-			}
-		case int64:
-			if x == 0 {
-				return time.Duration(0), nil
+			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+				return f, nil
 			}
 		}
-		return nil, typeError(d, v, `a duration with a unit, like "5s" or "35m"`)
-	case kList:
-		return toList(d, v)
+		return fail("a number")
+	case reflect.Slice:
+		list, want := toList(v)
+		if want != "" {
+			return fail(want)
+		}
+		return list, nil
 	}
-	return nil, fmt.Errorf("%s: unsupported kind", d.key)
+	return v, nil // a section: mapstructure walks it
+}
+
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
 }
 
 func toInt64(v any) (int64, error) {
 	switch x := v.(type) {
 	case int:
 		return int64(x), nil
-	case int32:
-		return int64(x), nil
 	case int64:
 		return x, nil
 	case uint64:
-		if x > math.MaxInt64 {
-			return 0, errors.New("out of range")
+		if x <= math.MaxInt64 {
+			return int64(x), nil
 		}
-		return int64(x), nil
 	case float64:
-		if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
-			return 0, errors.New("not an integer")
+		if x == math.Trunc(x) && x >= math.MinInt64 && x < math.MaxInt64 {
+			return int64(x), nil
 		}
-		return int64(x), nil
 	case string:
 		return strconv.ParseInt(strings.TrimSpace(x), 10, 64)
 	}
@@ -219,8 +216,9 @@ func toInt64(v any) (int64, error) {
 }
 
 // toList accepts a YAML list of scalars or a comma-separated string (the
-// environment's spelling); blanks are dropped.
-func toList(d *keyDef, v any) ([]string, error) {
+// environment's spelling); blanks are dropped. want is what v should have
+// been, "" when it is a list.
+func toList(v any) (list []string, want string) {
 	var items []string
 	switch x := v.(type) {
 	case string:
@@ -229,17 +227,15 @@ func toList(d *keyDef, v any) ([]string, error) {
 		items = x
 	case []any:
 		for _, it := range x {
-			switch s := it.(type) {
-			case string:
-				items = append(items, s)
-			case int, int64, float64, bool:
-				items = append(items, fmt.Sprint(s))
+			switch it.(type) {
+			case string, int, int64, float64, bool:
+				items = append(items, fmt.Sprint(it))
 			default:
-				return nil, typeError(d, v, "a list of strings")
+				return nil, "a list of strings"
 			}
 		}
 	default:
-		return nil, typeError(d, v, "a list of strings or a comma-separated string")
+		return nil, "a list of strings or a comma-separated string"
 	}
 	out := make([]string, 0, len(items))
 	for _, it := range items {
@@ -247,19 +243,5 @@ func toList(d *keyDef, v any) ([]string, error) {
 			out = append(out, it)
 		}
 	}
-	return out, nil
-}
-
-// isUnset tells whether a raw value means "not configured": absent, YAML
-// null, an empty map, or (for every kind but strings) an empty string.
-func isUnset(d *keyDef, v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return true
-	case map[string]any:
-		return len(x) == 0
-	case string:
-		return d.kind != kString && strings.TrimSpace(x) == ""
-	}
-	return false
+	return out, ""
 }

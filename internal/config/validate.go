@@ -9,6 +9,9 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/symbridge/symbridge/internal/redact"
+	"github.com/symbridge/symbridge/pkg/bridge"
+	"github.com/symbridge/symbridge/pkg/subjects"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
 
@@ -16,9 +19,8 @@ import (
 // and the reason, joined into one error (nil when the configuration is
 // usable). It includes what Load found but could not fail on: missing or
 // unreadable key, certificate and trust-store files, conflicting
-// alternatives. Subject templates are only checked for shape here; the
-// command compiles them with pkg/subjects and reports them as bridge.subject
-// and bridge.deadLetter.
+// alternatives. Subject templates and the stream are checked by the rules of
+// the packages that use them (pkg/subjects, pkg/bridge), named here by key.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -82,8 +84,12 @@ func (c *Config) Validate() error {
 	} else if strings.ContainsFunc(c.Bridge.Pod, unicode.IsSpace) {
 		add("bridge.pod: must not contain whitespace, got %q", c.Bridge.Pod)
 	}
-	checkSubjectShape(&errs, "bridge.subject", c.Bridge.Subject)
-	checkSubjectShape(&errs, "bridge.deadLetter", c.Bridge.DeadLetter)
+	if _, err := subjects.Compile(c.Bridge.Subject); err != nil {
+		add("bridge.subject: %w", err)
+	}
+	if _, err := subjects.Compile(c.Bridge.DeadLetter); err != nil {
+		add("bridge.deadLetter: %w", err)
+	}
 	if c.Bridge.PublishTimeout <= 0 {
 		add("bridge.publishTimeout: must be positive, got %s", c.Bridge.PublishTimeout)
 	}
@@ -119,6 +125,12 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		add("log.format: must be text or json, got %q", c.Log.Format)
+	}
+	if c.Runtime.MaxProcs < 0 {
+		add("runtime.maxProcs: must be 0 (Go's default) or more, got %d", c.Runtime.MaxProcs)
+	}
+	if c.Runtime.GCPercent < -1 {
+		add("runtime.gcPercent: must be -1 (off) or more, got %d", c.Runtime.GCPercent)
 	}
 	return errors.Join(errs...)
 }
@@ -207,33 +219,17 @@ func (c *Config) checkNATS(errs *[]error) {
 		add("nats.credsFile, nats.nkeyFile: set only one of them")
 	}
 
+	if n.PingInterval <= 0 {
+		add("nats.pingInterval: must be positive, got %s", n.PingInterval)
+	}
 	s := n.Stream
-	if s.Name == "" || strings.ContainsAny(s.Name, ".*>/\\") || strings.ContainsFunc(s.Name, unicode.IsSpace) {
-		add("nats.stream.name: must be non-empty without whitespace, '.', '*', '>', '/' or '\\', got %q", s.Name)
-	}
-	if len(s.Subjects) == 0 {
-		add("nats.stream.subjects: required")
-	}
-	for _, subj := range s.Subjects {
-		checkSubjectShape(errs, "nats.stream.subjects", subj)
-	}
-	if s.Duplicates <= 0 {
-		add("nats.stream.duplicates: must be positive, got %s", s.Duplicates)
-	}
-	if c.NATS.PingInterval <= 0 {
-		add("nats.pingInterval: must be positive, got %s", c.NATS.PingInterval)
-	}
-	if s.MaxAge < 0 {
-		add("nats.stream.maxAge: must be 0 (unlimited) or positive, got %s", s.MaxAge)
-	}
-	if s.MaxAge > 0 && s.Duplicates > s.MaxAge {
-		add("nats.stream.duplicates: %s must not exceed nats.stream.maxAge %s", s.Duplicates, s.MaxAge)
-	}
-	if s.Replicas < 1 || s.Replicas > 5 {
-		add("nats.stream.replicas: must be between 1 and 5, got %d", s.Replicas)
-	}
-	if s.MaxMsgSize < -1 {
-		add("nats.stream.maxMsgSize: must be -1 (unlimited), 0 (server default) or positive, got %d", s.MaxMsgSize)
+	err := bridge.StreamConfig{Name: s.Name, Subjects: s.Subjects, Duplicates: s.Duplicates, MaxAge: s.MaxAge,
+		Replicas: s.Replicas, MaxMsgSize: s.MaxMsgSize}.Validate()
+	for _, e := range keyErrors(err) {
+		var fe *bridge.FieldError
+		if errors.As(e, &fe) { // "MaxMsgSize" -> nats.stream.maxMsgSize
+			add("nats.stream.%s%s: %w", strings.ToLower(fe.Field[:1]), fe.Field[1:], fe.Err)
+		}
 	}
 }
 
@@ -248,7 +244,7 @@ func checkNATSURL(s string) error {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("invalid URL %q", redactURL(s))
+		return fmt.Errorf("invalid URL %q", redact.URL(s))
 	}
 	switch u.Scheme {
 	case "nats", "tls", "ws", "wss":
@@ -270,17 +266,4 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("port must be between 0 and 65535, got %q", port)
 	}
 	return nil
-}
-
-// checkSubjectShape rejects what no subject (template) may hold; the
-// placeholders themselves are pkg/subjects' business.
-func checkSubjectShape(errs *[]error, key, s string) {
-	switch {
-	case s == "":
-		*errs = append(*errs, fmt.Errorf("%s: required", key))
-	case strings.ContainsFunc(s, unicode.IsSpace):
-		*errs = append(*errs, fmt.Errorf("%s: must not contain whitespace, got %q", key, s))
-	case strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") || strings.Contains(s, ".."):
-		*errs = append(*errs, fmt.Errorf("%s: must not have empty tokens, got %q", key, s))
-	}
 }
