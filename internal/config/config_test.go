@@ -435,6 +435,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "wrong case in nats", doc: "nats:\n  URL: x\n", want: []string{"nats.URL: unknown key (did you mean nats.url?)"}},
 		{name: "unknown in every own section", doc: "bridge:\n  foo: 1\nhttp:\n  port: 80\nlog:\n  lvl: x\n",
 			want: []string{"bridge.foo: unknown key", "http.port: unknown key", "log.lvl: unknown key"}},
+		{name: "wrong case in runtime", doc: "runtime:\n  MaxProcs: 2\n", want: []string{"runtime.MaxProcs: unknown key (did you mean runtime.maxProcs?)"}},
 		{name: "scalar in place of a section", doc: "nats: nats://x\n", want: []string{"nats: unknown key"}},
 		{name: "bad type", doc: "nats:\n  stream:\n    replicas: three\n", want: []string{`nats.stream.replicas: must be an integer, got "three"`}},
 		{name: "duration without unit", doc: "bridge:\n  publishTimeout: 5\n", want: []string{"bridge.publishTimeout: must be a duration with a unit"}},
@@ -497,6 +498,15 @@ datahose:
 	want := "ignoring BDK keys that do not concern symbridge: _version, agent.loadBalancing.mode, agent.loadBalancing.nodes, app.appId, app.privateKey.path, commonJwt.enabled, connectionPoolMax, datahose.filters, retry.maxAttempts"
 	if found[0] != want {
 		t.Errorf("warning\n got %q\nwant %q", found[0], want)
+	}
+}
+
+// TestCaseSensitiveKeys: mapstructure matches field names in any case;
+// symbridge does not: a BDK key in the wrong case is an unused BDK key.
+func TestCaseSensitiveKeys(t *testing.T) {
+	c := mustLoad(t, "bot:\n  Username: tibot\n", nil, nil)
+	if c.Username != "" || len(c.Warnings) != 1 || !strings.HasSuffix(c.Warnings[0], ": bot.Username") {
+		t.Errorf("username %q, warnings %q", c.Username, c.Warnings)
 	}
 }
 
