@@ -97,128 +97,116 @@ func envMap(environ []string) map[string]string {
 	return m
 }
 
+// expandValue resolves the placeholders of a string, or of the strings of a
+// list.
+func expandValue(v any, envVars map[string]string) (any, error) {
+	switch x := v.(type) {
+	case string:
+		return expandPlaceholders(x, envVars)
+	case []any:
+		out := make([]any, len(x))
+		for i, it := range x {
+			out[i] = it
+			if s, ok := it.(string); ok {
+				var err error
+				if out[i], err = expandPlaceholders(s, envVars); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
 // decodeHook converts a raw value (typed YAML, a string from the
 // environment or a flag, or a Go value from an override) to the type of the
 // field mapstructure fills; the error says what the key must be, echoing the
 // value unless the field is a secret.
 func decodeHook(from, to reflect.Value) (any, error) {
-	v := from.Interface()
-	fail := func(want string) (any, error) {
-		if to.Type() == secretType {
-			return nil, fmt.Errorf("must be %s", want)
-		}
-		return nil, fmt.Errorf("must be %s, got %q", want, fmt.Sprint(v))
+	if to.Kind() == reflect.Struct {
+		return from.Interface(), nil // a section: mapstructure walks it
 	}
-	switch to.Type() {
-	case durationType:
-		const want = `a duration with a unit, like "5s" or "35m"`
-		switch x := v.(type) {
-		case string:
-			d, err := time.ParseDuration(strings.TrimSpace(x))
-			if err != nil {
-				return fail(want)
-			}
-			return d, nil
-		case time.Duration:
-			return x, nil
-		case int, int64:
-			if x == 0 || x == int64(0) {
-				return time.Duration(0), nil
-			}
+	v, want := convert(to.Type(), from.Interface())
+	switch {
+	case want == "":
+		return v, nil
+	case to.Type() == secretType:
+		return nil, fmt.Errorf("must be %s", want)
+	}
+	return nil, fmt.Errorf("must be %s, got %q", want, fmt.Sprint(from.Interface()))
+}
+
+// convert reads every scalar through its text, so that a number in the
+// file, a string in the environment and a Go value from a flag are parsed
+// alike. It returns what v should have been when it cannot convert it.
+func convert(t reflect.Type, v any) (out any, want string) {
+	s, scalar := text(v)
+	switch k := t.Kind(); {
+	case t == durationType:
+		if d, ok := v.(time.Duration); ok {
+			return d, ""
 		}
-		return fail(want)
-	case millisType:
-		n, err := toInt64(v)
+		_, isFloat := v.(float64)
+		if d, err := time.ParseDuration(s); scalar && !isFloat && err == nil { // of numbers, 0 alone parses
+			return d, ""
+		}
+		return nil, `a duration with a unit, like "5s" or "35m"`
+	case t == millisType:
+		n, err := strconv.ParseInt(s, 10, 64)
 		switch {
-		case err != nil:
-			return fail("an integer")
+		case !scalar || err != nil:
+			return nil, "an integer"
 		case n < 0 || n > math.MaxInt64/int64(time.Millisecond):
-			return fail("a non-negative number of milliseconds")
+			return nil, "a non-negative number of milliseconds"
 		}
-		return time.Duration(n) * time.Millisecond, nil
-	}
-	switch to.Kind() {
-	case reflect.String:
-		switch v.(type) {
-		case string:
-			return v, nil
-		case int, int64, float64, bool:
-			// YAML turns `port: 8443`-like values into numbers; a string key
-			// given a scalar is still meant as text (e.g. a numeric username).
-			return fmt.Sprint(v), nil
+		return time.Duration(n) * time.Millisecond, ""
+	case k == reflect.String:
+		if scalar { // untrimmed: inline PEM keeps its final newline
+			return fmt.Sprint(v), "" // YAML turns `username: 1234` into a number, still meant as text
 		}
-		return fail("a string")
-	case reflect.Bool:
-		switch x := v.(type) {
-		case bool:
-			return x, nil
-		case string:
-			if b, err := strconv.ParseBool(strings.TrimSpace(x)); err == nil {
-				return b, nil
-			}
+		return nil, "a string"
+	case k == reflect.Bool:
+		_, isBool := v.(bool)
+		_, isString := v.(string)
+		if b, err := strconv.ParseBool(s); err == nil && (isBool || isString) {
+			return b, ""
 		}
-		return fail("true or false")
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		n, err := toInt64(v)
+		return nil, "true or false"
+	case k == reflect.Int, k == reflect.Int32, k == reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
 		switch {
-		case err != nil:
-			return fail("an integer")
-		case to.Kind() != reflect.Int64 && (n < math.MinInt32 || n > math.MaxInt32):
-			return fail("an integer in 32-bit range")
+		case !scalar || err != nil:
+			return nil, "an integer"
+		case k != reflect.Int64 && (n < math.MinInt32 || n > math.MaxInt32):
+			return nil, "an integer in 32-bit range"
 		}
-		return n, nil
-	case reflect.Float64:
-		if n, err := toInt64(v); err == nil && !isString(v) {
-			return float64(n), nil
+		return n, ""
+	case k == reflect.Float64:
+		if f, err := strconv.ParseFloat(s, 64); scalar && err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return f, ""
 		}
-		switch x := v.(type) {
-		case float64:
-			return x, nil
-		case string:
-			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-				return f, nil
-			}
-		}
-		return fail("a number")
-	case reflect.Slice:
-		list, want := toList(v)
-		if want != "" {
-			return fail(want)
-		}
-		return list, nil
+		return nil, "a number"
 	}
-	return v, nil // a section: mapstructure walks it
+	return toList(v) // the one slice type: []string
 }
 
-func isString(v any) bool {
-	_, ok := v.(string)
-	return ok
-}
-
-func toInt64(v any) (int64, error) {
+// text is a scalar's text: a string trimmed, a number in decimal.
+func text(v any) (string, bool) {
 	switch x := v.(type) {
-	case int:
-		return int64(x), nil
-	case int64:
-		return x, nil
-	case uint64:
-		if x <= math.MaxInt64 {
-			return int64(x), nil
-		}
-	case float64:
-		if x == math.Trunc(x) && x >= math.MinInt64 && x < math.MaxInt64 {
-			return int64(x), nil
-		}
 	case string:
-		return strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+		return strings.TrimSpace(x), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case bool, int, int64, uint64:
+		return fmt.Sprint(x), true
 	}
-	return 0, errors.New("not an integer")
+	return "", false
 }
 
 // toList accepts a YAML list of scalars or a comma-separated string (the
-// environment's spelling); blanks are dropped. want is what v should have
-// been, "" when it is a list.
-func toList(v any) (list []string, want string) {
+// environment's spelling); blanks are dropped.
+func toList(v any) ([]string, string) {
 	var items []string
 	switch x := v.(type) {
 	case string:
@@ -227,12 +215,11 @@ func toList(v any) (list []string, want string) {
 		items = x
 	case []any:
 		for _, it := range x {
-			switch it.(type) {
-			case string, int, int64, float64, bool:
-				items = append(items, fmt.Sprint(it))
-			default:
+			s, ok := text(it)
+			if !ok {
 				return nil, "a list of strings"
 			}
+			items = append(items, s)
 		}
 	default:
 		return nil, "a list of strings or a comma-separated string"

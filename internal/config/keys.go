@@ -36,28 +36,32 @@ var (
 	millisType   = reflect.TypeFor[millis]()
 )
 
+// flatSpellings are the BDK's deprecated spellings of nested keys. The
+// pre-pass renames them to the key they stand for; messages name the key as
+// it was written.
+var flatSpellings = map[string]string{
+	"bot.privateKey.path": "bot.privateKeyPath", "bot.privateKey.content": "bot.privateKeyContent",
+	"bot.certificate.path": "bot.certificatePath", "bot.certificate.content": "bot.certificateContent",
+	"bot.certificate.password": "bot.certificatePassword",
+	"ssl.trustStore.path":      "ssl.trustStorePath", "ssl.trustStore.password": "ssl.trustStorePassword",
+}
+
 type keyDef struct {
 	KeyDoc
-	typ reflect.Type
+	typ   reflect.Type
+	canon string // the key a flat spelling stands for; else Key
 }
 
 var (
 	defs       = walkKeys(reflect.TypeFor[fileKeys](), "", "", nil)
 	defByKey   = map[string]*keyDef{}
-	keyByLower = map[string]string{} // lower-cased path -> canonical path
-	prefixes   = map[string]bool{}   // every proper prefix of a known key ("bot", "bot.privateKey")
+	keyByLower = map[string]string{} // lower-cased key -> key
 )
 
 func init() {
-	for i := range defs {
-		k := defs[i].Key
-		defByKey[k] = &defs[i]
-		keyByLower[strings.ToLower(k)] = k
-		for j := range k {
-			if k[j] == '.' {
-				prefixes[k[:j]] = true
-			}
-		}
+	for i, d := range defs {
+		defByKey[d.Key] = &defs[i]
+		keyByLower[strings.ToLower(d.Key)] = d.Key
 	}
 }
 
@@ -67,47 +71,40 @@ func walkKeys(t reflect.Type, prefix, of string, out []keyDef) []keyDef {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, opt, _ := strings.Cut(f.Tag.Get("koanf"), ",")
-		if name == "-" {
-			continue
-		}
 		o := of
 		if tag, ok := f.Tag.Lookup("of"); ok {
 			o = strings.ReplaceAll(tag, "{of}", of)
 		}
-		switch {
+		switch key := prefix + name; {
+		case name == "-":
 		case opt == "squash":
 			out = walkKeys(f.Type, prefix, o, out)
 		case f.Type.Kind() == reflect.Struct:
-			out = walkKeys(f.Type, prefix+name+".", o, out)
+			out = walkKeys(f.Type, key+".", o, out)
 		default:
-			key := prefix + name
-			out = append(out, keyDef{typ: f.Type, KeyDoc: KeyDoc{
-				Key: key, Env: EnvName(key), Type: typeName(f.Type), Default: f.Tag.Get("default"),
-				Description: strings.ReplaceAll(f.Tag.Get("desc"), "{of}", of), Secret: f.Type == secretType,
-			}})
+			desc := strings.ReplaceAll(f.Tag.Get("desc"), "{of}", of)
+			out = append(out, newDef(key, key, f.Type, f.Tag.Get("default"), desc))
+			if flat := flatSpellings[key]; flat != "" {
+				out = append(out, newDef(flat, key, f.Type, "", "deprecated BDK spelling of "+key))
+			}
 		}
 	}
 	return out
 }
 
-func typeName(t reflect.Type) string {
+func newDef(key, canon string, t reflect.Type, def, desc string) keyDef {
+	name := map[reflect.Kind]string{reflect.Int: "int", reflect.Int32: "int", reflect.Int64: "int",
+		reflect.Bool: "bool", reflect.Float64: "float", reflect.Slice: "list"}[t.Kind()]
 	switch {
 	case t == durationType:
-		return "duration"
+		name = "duration"
 	case t == millisType:
-		return "milliseconds"
+		name = "milliseconds"
+	case name == "":
+		name = "string"
 	}
-	switch t.Kind() {
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		return "int"
-	case reflect.Bool:
-		return "bool"
-	case reflect.Float64:
-		return "float"
-	case reflect.Slice:
-		return "list"
-	}
-	return "string"
+	return keyDef{typ: t, canon: canon, KeyDoc: KeyDoc{Key: key, Env: EnvName(key), Type: name,
+		Default: def, Description: desc, Secret: t == secretType}}
 }
 
 // symbridgeSections are symbridge's own: an unknown key there is an error.
@@ -131,29 +128,4 @@ func Keys() []KeyDoc {
 		out[i] = d.KeyDoc
 	}
 	return out
-}
-
-// canonicalKey maps a key spelled in any case to its canonical spelling.
-func canonicalKey(k string) (string, bool) {
-	c, ok := keyByLower[strings.ToLower(k)]
-	return c, ok
-}
-
-func section(key string) string {
-	s, _, _ := strings.Cut(key, ".")
-	return s
-}
-
-// isUnset tells whether a raw value means "not configured": absent, YAML
-// null, an empty map, or (for every type but strings) a blank string.
-func isUnset(key string, v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return true
-	case map[string]any:
-		return len(x) == 0
-	case string:
-		return defByKey[key].typ.Kind() != reflect.String && strings.TrimSpace(x) == ""
-	}
-	return false
 }

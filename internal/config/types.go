@@ -49,10 +49,11 @@ type Config struct {
 	// secret files readable by others, a read timeout shorter than the long poll.
 	Warnings []string
 
-	problems       []error             // found by Load, reported by Validate
-	endpoints      map[string]endpoint // which keys supplied each component URL
-	rsaConfigured  bool                // a private key is configured (even if unreadable)
-	certConfigured bool                // a certificate is configured (even if unreadable)
+	problems []error           // found by Load, reported by Validate
+	source   map[string]string // key set by a layer or inherited -> the key as written
+	// A key or certificate is configured, even if unreadable: Validate then
+	// reports the file's problem rather than a missing key.
+	rsaConfigured, certConfigured bool
 }
 
 // DatafeedConfig is the BDK's datafeed block.
@@ -169,16 +170,11 @@ type fileKeys struct {
 			Path    string        `koanf:"path" desc:"RSA private key file, PKCS#1 or PKCS#8 PEM"`
 			Content redact.Secret `koanf:"content" desc:"RSA private key, PEM text"`
 		} `koanf:"privateKey"`
-		PrivateKeyPath    string        `koanf:"privateKeyPath" desc:"deprecated BDK spelling of bot.privateKey.path"`
-		PrivateKeyContent redact.Secret `koanf:"privateKeyContent" desc:"deprecated BDK spelling of bot.privateKey.content"`
-		Certificate       struct {
+		Certificate struct {
 			Path     string        `koanf:"path" desc:"client certificate for certificate authentication: PKCS#12 (or PEM with certificate and key)"`
 			Content  redact.Secret `koanf:"content" desc:"client certificate content: base64 of the PKCS#12 file (as the BDK's byte[]) or PEM text"`
 			Password redact.Secret `koanf:"password" desc:"password of the PKCS#12 client certificate"`
 		} `koanf:"certificate"`
-		CertificatePath     string        `koanf:"certificatePath" desc:"deprecated BDK spelling of bot.certificate.path"`
-		CertificateContent  redact.Secret `koanf:"certificateContent" desc:"deprecated BDK spelling of bot.certificate.content"`
-		CertificatePassword redact.Secret `koanf:"certificatePassword" desc:"deprecated BDK spelling of bot.certificate.password"`
 	} `koanf:"bot"`
 	SSL struct {
 		TrustStore struct {
@@ -186,9 +182,7 @@ type fileKeys struct {
 			Content  string        `koanf:"content" desc:"trust store content: PEM text, or base64 of a PKCS#12/JKS file"`
 			Password redact.Secret `koanf:"password" desc:"trust store password (PKCS#12, JKS)"`
 		} `koanf:"trustStore"`
-		TrustStorePath     string        `koanf:"trustStorePath" desc:"deprecated BDK spelling of ssl.trustStore.path"`
-		TrustStorePassword redact.Secret `koanf:"trustStorePassword" desc:"deprecated BDK spelling of ssl.trustStore.password"`
-		InsecureSkipVerify bool          `koanf:"insecureSkipVerify" default:"false" desc:"symbridge key: do not verify the Symphony servers' TLS certificates (tests only; warned at each start)"`
+		InsecureSkipVerify bool `koanf:"insecureSkipVerify" default:"false" desc:"symbridge key: do not verify the Symphony servers' TLS certificates (tests only; warned at each start)"`
 	} `koanf:"ssl"`
 	Datafeed struct {
 		DatafeedConfig `koanf:",squash"`
@@ -233,7 +227,3 @@ func (r retryKeys) config() symphony.RetryConfig {
 	return symphony.RetryConfig{MaxAttempts: r.MaxAttempts, Initial: time.Duration(r.InitialIntervalMillis),
 		Multiplier: r.Multiplier, Max: time.Duration(r.MaxIntervalMillis)}
 }
-
-// endpoint names the keys that supplied a component URL's parts, so that
-// Validate can name the one to fix.
-type endpoint struct{ scheme, host, port string }
