@@ -29,24 +29,30 @@ const (
 
 func (c *Config) isSet(key string) bool { return c.source[key] != "" }
 
-// problem records err (if any) for Validate, naming the key as it was
-// written; a problem inherited by several components is recorded once.
+// problem records err (if any) for Validate under the key as it was written;
+// a problem that components inherited is recorded once.
 func (c *Config) problem(key string, err error) {
-	if err == nil {
-		return
-	}
-	err = fmt.Errorf("%s: %w", cmp.Or(c.source[key], key), err)
-	if !slices.ContainsFunc(c.problems, func(p error) bool { return p.Error() == err.Error() }) {
-		c.problems = append(c.problems, err)
+	if err != nil {
+		err = fmt.Errorf("%s: %w", cmp.Or(c.source[key], key), err)
+		if !slices.ContainsFunc(c.problems, func(p error) bool { return p.Error() == err.Error() }) {
+			c.problems = append(c.problems, err)
+		}
 	}
 }
 
-// build turns the decoded keys into the effective configuration: derived
-// defaults, the URLs and proxies, key and certificate files read.
+// build computes what the keys do not give as such: derived defaults, the
+// servers' URLs and proxies, the key, certificate and trust store.
 func (c *Config) build(f *fileKeys) {
 	c.Username = strings.TrimSpace(f.Bot.Username)
 	c.buildAuth(f)
 	c.buildSymphony(f)
+	c.ConnectTimeout, c.ReadTimeout = time.Duration(f.Agent.ConnectionTimeout), time.Duration(f.Agent.ReadTimeout)
+	if c.ReadTimeout > 0 && c.ReadTimeout <= longPoll {
+		c.Warnings = append(c.Warnings, fmt.Sprintf(
+			"%s: %s is not longer than the Agent's %s long poll; reads that wait for events will time out and be retried",
+			cmp.Or(c.source["agent.readTimeout"], "readTimeout"), c.ReadTimeout, longPoll))
+	}
+	c.InsecureSkipVerify = f.SSL.InsecureSkipVerify
 
 	c.Datafeed, c.Datahose = f.Datafeed.DatafeedConfig, f.Datahose.DatahoseConfig
 	c.Datafeed.Version = fold(c.Datafeed.Version)
@@ -68,13 +74,14 @@ func (c *Config) build(f *fileKeys) {
 
 	c.Bridge, c.NATS, c.HTTP, c.Runtime = f.Bridge, f.NATS, f.HTTP, f.Runtime
 	c.Bridge.Source = fold(c.Bridge.Source)
-	if !c.isSet("bridge.pod") {
-		c.Bridge.Pod = podToken(strings.TrimSpace(f.Pod.Host))
+	if host := strings.TrimSpace(f.Pod.Host); !c.isSet("bridge.pod") && net.ParseIP(host) != nil {
+		c.Bridge.Pod = strings.NewReplacer(".", "-", ":", "-").Replace(host) // 10-0-0-7
+	} else if !c.isSet("bridge.pod") {
+		c.Bridge.Pod, _, _ = strings.Cut(host, ".") // the first label: acme for acme.symphony.com
 	}
-	c.NATS.URL = strings.TrimSpace(c.NATS.URL)
+	c.NATS.URL, c.HTTP.Listen = strings.TrimSpace(c.NATS.URL), strings.TrimSpace(c.HTTP.Listen)
 	c.warnPermissions("nats.credsFile", c.NATS.CredsFile)
 	c.warnPermissions("nats.nkeyFile", c.NATS.NKeyFile)
-	c.HTTP.Listen = strings.TrimSpace(c.HTTP.Listen)
 	c.Log = LogConfig{Level: fold(f.Log.Level), Format: fold(f.Log.Format)}
 
 	floor := c.MinMemoryLimit()
@@ -87,7 +94,7 @@ func (c *Config) build(f *fileKeys) {
 			"must be at least %d (32 MiB + bridge.maxBodyBytes × bridge.readers + the dedupe set of bridge.dedupeEntries), got %d",
 			floor, c.Runtime.MemoryLimit))
 	case !c.isSet("runtime.memoryLimit") && !c.NATS.Embedded.Enabled:
-		// Without a limit with the embedded nats-server, whose memory (the
+		// No default limit with the embedded nats-server, whose memory (the
 		// stream's cache) this budget does not cover.
 		c.Runtime.MemoryLimit = floor
 	}
@@ -111,23 +118,12 @@ func (c *Config) MinMemoryLimit() int64 {
 	return n
 }
 
-// podToken derives the {pod} subject token from the pod host: its first
-// label ("acme" for acme.symphony.com), or the whole address with dashes for
-// an IP address.
-func podToken(host string) string {
-	if net.ParseIP(host) != nil {
-		return strings.NewReplacer(".", "-", ":", "-").Replace(host)
-	}
-	label, _, _ := strings.Cut(host, ".")
-	return label
-}
-
-// buildSymphony composes the component URLs (their parts inherited from the
-// global keys before decoding) and proxies. A faulty part is reported for
-// the components in use, under the key that supplied it.
+// buildSymphony composes each server's URL from its parts, which Load has
+// inherited from the global keys, and its proxy: its own block, else the
+// global one. A faulty part of a server in use is reported under its key.
 func (c *Config) buildSymphony(f *fileKeys) {
 	c.ProxyURL = c.proxyURL("", f.Proxy)
-	for _, comp := range []struct {
+	for _, s := range []struct {
 		key        string
 		own        *serverKeys
 		url, proxy *string
@@ -137,45 +133,37 @@ func (c *Config) buildSymphony(f *fileKeys) {
 		{"keyManager.", &f.KeyManager, &c.KeyManagerURL, &c.KeyManagerProxyURL},
 		{"sessionAuth.", &f.SessionAuth, &c.SessionAuthURL, &c.SessionAuthProxyURL},
 	} {
-		own, used := comp.own, comp.key != "sessionAuth." || c.certConfigured
-		host, scheme := strings.TrimSpace(own.Host), fold(own.Scheme)
+		host, scheme, port := strings.TrimSpace(s.own.Host), fold(s.own.Scheme), s.own.Port
 		if host != "" {
-			*comp.url = scheme + "://" + net.JoinHostPort(host, strconv.Itoa(own.Port)) + normaliseContext(own.Context)
+			context := strings.Trim(strings.TrimSpace(s.own.Context), "/") // "/" and "" are none
+			*s.url = strings.TrimSuffix(scheme+"://"+net.JoinHostPort(host, strconv.Itoa(port))+"/"+context, "/")
 		}
-		_, urlErr := url.Parse(*comp.url)
-		portOK := own.Port >= 1 && own.Port <= 65535
+		_, urlErr := url.Parse(*s.url)
+		used, portOK := s.key != "sessionAuth." || c.certConfigured, port >= 1 && port <= 65535
 		switch {
 		case strings.ContainsAny(host, "/@?#"):
-			c.problem(comp.key+"host", fmt.Errorf("must be a host name, without scheme or path, got %q", host))
+			c.problem(s.key+"host", fmt.Errorf("must be a host name, without scheme or path, got %q", host))
 		case !used:
 		case host == "":
-			c.problems = append(c.problems, fmt.Errorf("%shost: required (set %[1]shost or the global host)", comp.key))
+			c.problems = append(c.problems, fmt.Errorf("%shost: required (set %[1]shost or the global host)", s.key))
 		case scheme != "https" && scheme != "http":
-			c.problem(comp.key+"scheme", fmt.Errorf("must be https or http, got %q", scheme))
+			c.problem(s.key+"scheme", fmt.Errorf("must be https or http, got %q", scheme))
 		case portOK && urlErr != nil:
-			c.problem(comp.key+"host", fmt.Errorf("invalid URL: %w", urlErr))
+			c.problem(s.key+"host", fmt.Errorf("invalid URL: %w", urlErr))
 		}
 		if used && host != "" && !portOK {
-			c.problem(comp.key+"port", fmt.Errorf("must be between 1 and 65535, got %q", strconv.Itoa(own.Port)))
+			c.problem(s.key+"port", fmt.Errorf("must be between 1 and 65535, got %q", strconv.Itoa(port)))
 		}
-		if *comp.proxy = c.proxyURL(comp.key, own.Proxy); *comp.proxy == "" {
-			*comp.proxy = c.ProxyURL
+		if *s.proxy = c.proxyURL(s.key, s.own.Proxy); *s.proxy == "" {
+			*s.proxy = c.ProxyURL
 		}
 	}
-
-	c.ConnectTimeout, c.ReadTimeout = time.Duration(f.Agent.ConnectionTimeout), time.Duration(f.Agent.ReadTimeout)
-	if c.ReadTimeout > 0 && c.ReadTimeout <= longPoll {
-		c.Warnings = append(c.Warnings, fmt.Sprintf(
-			"%s: %s is not longer than the Agent's %s long poll; reads that wait for events will time out and be retried",
-			cmp.Or(c.source["agent.readTimeout"], "readTimeout"), c.ReadTimeout, longPoll))
-	}
-	c.InsecureSkipVerify = f.SSL.InsecureSkipVerify
 }
 
-// proxyURL composes the proxy of one block (prefix "" = global), user info
-// included; "" when the block has no proxy host.
+// proxyURL composes one proxy block (prefix "" = the global one) with its
+// credentials; "" when the block has no host.
 func (c *Config) proxyURL(prefix string, p proxyKeys) string {
-	host := strings.TrimSpace(p.Host)
+	host, u := strings.TrimSpace(p.Host), "http://"
 	switch {
 	case host == "":
 		return ""
@@ -185,26 +173,14 @@ func (c *Config) proxyURL(prefix string, p proxyKeys) string {
 	case p.Port < 1 || p.Port > 65535:
 		c.problem(prefix+"proxy.port", fmt.Errorf("must be between 1 and 65535, got %d", p.Port))
 		return ""
-	}
-	u := "http://"
-	if p.Username != "" {
+	case p.Username != "":
 		u += userInfo(p.Username, p.Password.Reveal()) + "@"
 	}
 	return u + net.JoinHostPort(host, strconv.Itoa(p.Port))
 }
 
-// normaliseContext gives a context path a leading '/' and no trailing '/'
-// ("" and "/" both mean none).
-func normaliseContext(s string) string {
-	if s = strings.Trim(strings.TrimSpace(s), "/"); s == "" {
-		return ""
-	}
-	return "/" + s
-}
-
-// buildAuth reads the bot's key or certificate and the trust store. File
-// problems are recorded for Validate, so that Load still returns what it
-// parsed.
+// buildAuth reads the bot's key or certificate and the trust store. Their
+// problems are recorded for Validate, so that Load still returns the rest.
 func (c *Config) buildAuth(f *fileKeys) {
 	bot, ts := &f.Bot, &f.SSL.TrustStore
 	if p := bot.PrivateKey.Path; strings.TrimSpace(p) != "" {
@@ -219,24 +195,25 @@ func (c *Config) buildAuth(f *fileKeys) {
 		c.problem("bot.privateKey.content", err)
 	}
 
-	cert, certKey := c.material("bot.certificate", bot.Certificate.Path, bot.Certificate.Content.Reveal(), true)
-	c.certConfigured = certKey != ""
-	if cert != nil {
+	if data, key := c.material("bot.certificate", bot.Certificate.Path, bot.Certificate.Content.Reveal(), true); key != "" {
 		var err error
-		c.Certificate, err = parseCertificate(cert, bot.Certificate.Password.Reveal())
-		c.problem(blame(err, errCertificatePassword, certKey, "bot.certificate.password"), err)
+		c.certConfigured = true
+		if data != nil {
+			c.Certificate, err = parseCertificate(data, bot.Certificate.Password.Reveal())
+		}
+		c.problem(blame(err, errCertificatePassword, key, "bot.certificate.password"), err)
 	}
-	if store, storeKey := c.material("ssl.trustStore", ts.Path, ts.Content, false); store != nil {
-		certs, err := parseTrustStore(store, ts.Password.Reveal())
-		c.problem(blame(err, errTrustStorePassword, storeKey, "ssl.trustStore.password"), err)
+	if data, key := c.material("ssl.trustStore", ts.Path, ts.Content, false); data != nil {
+		certs, err := parseTrustStore(data, ts.Password.Reveal())
+		c.problem(blame(err, errTrustStorePassword, key, "ssl.trustStore.password"), err)
 		if err == nil {
 			c.TrustStore = certPool(certs)
 		}
 	}
 }
 
-// material reads the file of prefix.path, else decodes prefix.content;
-// key is the one used ("" for neither), data nil when it has a problem.
+// material reads the file of prefix.path, else decodes prefix.content; key
+// is the one used ("" = neither), data nil when it is unreadable.
 func (c *Config) material(prefix, path, content string, secret bool) (data []byte, key string) {
 	switch {
 	case strings.TrimSpace(path) != "":
@@ -255,8 +232,7 @@ func blame(err, wrongPassword error, key, passwordKey string) string {
 	return key
 }
 
-// readFile reads the file a key names: nil and a problem when it cannot;
-// a secret file is checked for its permissions.
+// readFile reads the file a key names, nil with a problem when it cannot.
 func (c *Config) readFile(key, path string, secret bool) []byte {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -272,9 +248,8 @@ func (c *Config) readFile(key, path string, secret bool) []byte {
 // warnPermissions flags a secret file readable by group or others: not an
 // error (a container may mount it so on purpose) but worth a line at start.
 func (c *Config) warnPermissions(key, path string) {
-	key = cmp.Or(c.source[key], key)
 	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		c.Warnings = append(c.Warnings, fmt.Sprintf(
-			"%s: %s is readable by group or others (mode %#o); restrict it with chmod 600", key, path, fi.Mode().Perm()))
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: %s is readable by group or others (mode %#o); restrict it with chmod 600",
+			cmp.Or(c.source[key], key), path, fi.Mode().Perm()))
 	}
 }

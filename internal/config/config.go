@@ -71,11 +71,8 @@ func Load(path string, environ []string, overrides map[string]any) (*Config, err
 	}
 
 	c := &Config{source: map[string]string{}}
-	for key := range fileLayer {
-		if defByKey[key].Secret {
-			c.warnPermissions("config file", path) // it holds a secret
-			break
-		}
+	if slices.ContainsFunc(slices.Collect(maps.Keys(fileLayer)), func(k string) bool { return defByKey[k].Secret }) {
+		c.warnPermissions("config file", path)
 	}
 	layers := []map[string]any{fileLayer, envLayer, overLayer}
 	c.resolveAlternatives(layers)
@@ -88,24 +85,31 @@ func Load(path string, environ []string, overrides map[string]any) (*Config, err
 	var errs []error
 	for _, l := range layers {
 		for key, v := range l {
-			canon := defByKey[key].canon
-			if canon == key || l[canon] == nil {
-				merged[canon], c.source[canon] = v, key
-			} else if _, err := decodeHook(reflect.ValueOf(v), reflect.New(defByKey[key].typ).Elem()); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", key, err)) // the nested spelling wins, but both must parse
+			d := defByKey[key]
+			switch {
+			case isUnset(d.typ, v): // SYMBRIDGE_X= for a number or list leaves the file's value
+			case d.canon == key || l[d.canon] == nil:
+				merged[d.canon], c.source[d.canon] = v, key
+			default: // the nested spelling wins, but both must parse
+				if _, err := decodeHook(reflect.ValueOf(v), reflect.New(d.typ).Elem()); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				}
 			}
 		}
 	}
 	inherit(merged, c.source)
 	k := koanf.New(".")
 	if err := k.Load(confmap.Provider(merged, "."), nil); err != nil {
-		return nil, fmt.Errorf("merge configuration: %w", err)
+		return nil, err
 	}
 	var f fileKeys
+	var de *mapstructure.DecodeError
 	if err := k.UnmarshalWithConf("", &f, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
 		DecodeHook: decodeHook, ErrorUnused: true, MatchName: func(a, b string) bool { return a == b },
-	}}); err != nil {
-		errs = append(errs, keyErrors(err, c.source)...)
+	}}); errors.As(err, &de) { // the first; "key: must be ...", the key as written
+		errs = append(errs, fmt.Errorf("%s: %w", cmp.Or(c.source[de.Name()], de.Name()), de.Unwrap()))
+	} else if err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -113,27 +117,9 @@ func Load(path string, environ []string, overrides map[string]any) (*Config, err
 
 	c.build(&f)
 	if len(unusedBDK) > 0 {
-		c.Warnings = append([]string{fmt.Sprintf(
-			"ignoring BDK keys that do not concern symbridge: %s", strings.Join(unusedBDK, ", "))}, c.Warnings...)
+		c.Warnings = append([]string{"ignoring BDK keys that do not concern symbridge: " + strings.Join(unusedBDK, ", ")}, c.Warnings...)
 	}
 	return c, nil
-}
-
-// keyErrors turns mapstructure's errors into "key: must be ..." ones, the
-// key as it was written (see [Config.source]).
-func keyErrors(err error, source map[string]string) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, keyErrors(e, source)...)
-		}
-		return out
-	}
-	var de *mapstructure.DecodeError
-	if errors.As(err, &de) {
-		return []error{fmt.Errorf("%s: %w", cmp.Or(source[de.Name()], de.Name()), de.Unwrap())}
-	}
-	return []error{err}
 }
 
 // isUnset tells whether a raw value of a key of type t means "not
@@ -154,37 +140,32 @@ func isUnset(t reflect.Type, v any) bool {
 // loadFile reads the file into a flat map of known keys, placeholders
 // resolved. It returns the BDK keys symbridge does not use, sorted.
 func loadFile(path string, envVars map[string]string) (map[string]any, []string, error) {
-	out := map[string]any{}
+	out, k := map[string]any{}, koanf.New(".")
 	if path == "" {
 		return out, nil, nil
 	}
-	k := koanf.New(".")
 	if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
 		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	var errs []error
 	var unused []string
-	flat := k.All()
 	for _, key := range k.Keys() {
-		val, section := flat[key], strings.Split(key, ".")[0]
-		d, known := defByKey[key]
-		switch {
-		case !known && isUnset(nil, val) && slices.ContainsFunc(defs, func(d keyDef) bool { return strings.HasPrefix(d.Key, key+".") }):
-			// e.g. "pod:" with nothing under it
+		val, section := k.Get(key), strings.Split(key, ".")[0]
+		isPrefix := func(d keyDef) bool { return strings.HasPrefix(d.Key, key+".") }
+		switch d, known := defByKey[key]; {
+		case !known && isUnset(nil, val) && slices.ContainsFunc(defs, isPrefix): // "pod:" with nothing under it
+		case !known && symbridgeSections[section] && keyByLower[strings.ToLower(key)] != "":
+			errs = append(errs, fmt.Errorf("%s: unknown key (did you mean %s?)", key, keyByLower[strings.ToLower(key)]))
 		case !known && symbridgeSections[section]:
-			if c, ok := keyByLower[strings.ToLower(key)]; ok {
-				errs = append(errs, fmt.Errorf("%s: unknown key (did you mean %s?)", key, c))
-			} else {
-				errs = append(errs, fmt.Errorf("%s: unknown key", key))
-			}
+			errs = append(errs, fmt.Errorf("%s: unknown key", key))
 		case !known:
 			unused = append(unused, key)
-		case !isUnset(d.typ, val):
-			resolved, err := expandValue(val, envVars)
-			if err != nil {
+		case isUnset(d.typ, val):
+		default:
+			var err error
+			if out[key], err = expandValue(val, envVars); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", key, err))
 			}
-			out[key] = resolved
 		}
 	}
 	if len(errs) > 0 {
@@ -201,11 +182,9 @@ func loadEnv(environ []string) (map[string]any, error) {
 	var errs []error
 	for _, kv := range environ {
 		name, val, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, EnvPrefix) || name == ConfigFileEnv {
-			continue
-		}
 		path := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__", ".")
 		switch key, ok := keyByLower[path]; {
+		case !strings.HasPrefix(name, EnvPrefix) || name == ConfigFileEnv:
 		case !ok:
 			err := fmt.Errorf("environment %s: unknown key %q", name, path)
 			for _, d := range defs { // a mistaken "_" between segments: SYMBRIDGE_NATS_URL
@@ -217,10 +196,7 @@ func loadEnv(environ []string) (map[string]any, error) {
 		case seen[key] != "":
 			errs = append(errs, fmt.Errorf("environment %s and %s: both set %s", seen[key], name, key))
 		default:
-			seen[key] = name
-			if !isUnset(defByKey[key].typ, val) { // SYMBRIDGE_X= for a number or list: leave the file's value
-				out[key] = val
-			}
+			seen[key], out[key] = name, val
 		}
 	}
 	return out, errors.Join(errs...)
@@ -232,11 +208,10 @@ func loadOverrides(overrides map[string]any) (map[string]any, error) {
 	out := map[string]any{}
 	var errs []error
 	for _, key := range slices.Sorted(maps.Keys(overrides)) {
-		switch c, ok := keyByLower[strings.ToLower(key)]; {
-		case !ok:
-			errs = append(errs, fmt.Errorf("override %s: unknown key", key))
-		case !isUnset(defByKey[c].typ, overrides[key]):
+		if c, ok := keyByLower[strings.ToLower(key)]; ok {
 			out[c] = overrides[key]
+		} else {
+			errs = append(errs, fmt.Errorf("override %s: unknown key", key))
 		}
 	}
 	return out, errors.Join(errs...)
@@ -287,9 +262,8 @@ func inherit(m map[string]any, source map[string]string) {
 	}
 	for _, p := range pairs {
 		own, global := p[0], p[1]
-		if present(m[own]) || (global == "context" && m[own] != nil) || m[global] == nil {
-			continue
+		if !present(m[own]) && (global != "context" || m[own] == nil) && m[global] != nil {
+			m[own], source[own] = m[global], cmp.Or(source[global], global)
 		}
-		m[own], source[own] = m[global], cmp.Or(source[global], global)
 	}
 }

@@ -1,90 +1,54 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// errUnresolved marks a ${VAR} placeholder whose variable is not set and that
-// has no default.
-var errUnresolved = errors.New("is not set and the placeholder has no default")
+// placeholder matches the BDK's ${NAME} and ${NAME:-default}, and "$${",
+// which escapes a literal "${" as in Apache StringSubstitutor (which the BDK
+// uses). Nested placeholders are not supported.
+var placeholder = regexp.MustCompile(`\$?\$\{([^}]*)\}`)
 
-// expandPlaceholders resolves the BDK's placeholders in a string value of the
-// file: ${NAME} and ${NAME:-default} from the environment, plus the Java
-// system properties BDK files commonly use (${user.home}, ${user.dir},
-// ${user.name}). "$${" escapes a literal "${", as Apache StringSubstitutor
-// (which the BDK uses) does. The BDK leaves an unresolved placeholder as it
-// is; symbridge does the same but reports it, so that a key it uses never
-// silently holds "${BOT_USER}". Nested placeholders are not supported.
+// javaProperties are the Java system properties BDK files commonly use, and
+// the variables that hold them here; ${user.dir} is the working directory.
+var javaProperties = map[string][]string{"user.home": {"HOME", "USERPROFILE"}, "user.name": {"USER", "USERNAME"}}
+
+// expandPlaceholders resolves the placeholders of a string value of the file
+// from the environment. The BDK leaves an unresolved placeholder as it is;
+// symbridge does the same but reports it, so that a key it uses never
+// silently holds "${BOT_USER}".
 func expandPlaceholders(s string, env map[string]string) (string, error) {
-	if !strings.Contains(s, "${") {
-		return s, nil
-	}
-	var b strings.Builder
-	var firstErr error
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			break
+	var err error
+	out := placeholder.ReplaceAllStringFunc(s, func(m string) string {
+		if m[1] == '$' {
+			return m[1:]
 		}
-		if i > 0 && s[i-1] == '$' { // "$${" -> literal "${"
-			b.WriteString(s[:i-1])
-			b.WriteString("${")
-			s = s[i+2:]
-			continue
-		}
-		end := strings.IndexByte(s[i+2:], '}')
-		if end < 0 {
-			b.WriteString(s)
-			break
-		}
-		b.WriteString(s[:i])
-		inner := s[i+2 : i+2+end]
-		name, def, hasDef := strings.Cut(inner, ":-")
-		if v, ok := lookupPlaceholder(name, env); ok {
-			b.WriteString(v)
-		} else if hasDef {
-			b.WriteString(def)
-		} else {
-			b.WriteString(s[i : i+3+end])
-			if firstErr == nil {
-				firstErr = fmt.Errorf("placeholder ${%s}: variable %s %w", name, name, errUnresolved)
+		name, def, hasDef := strings.Cut(m[2:len(m)-1], ":-")
+		for _, n := range append([]string{name}, javaProperties[name]...) {
+			if v, ok := env[n]; ok {
+				return v
 			}
 		}
-		s = s[i+3+end:]
-	}
-	return b.String(), firstErr
-}
-
-func lookupPlaceholder(name string, env map[string]string) (string, bool) {
-	if v, ok := env[name]; ok {
-		return v, true
-	}
-	switch name {
-	case "user.home":
-		v, ok := env["HOME"]
-		if !ok {
-			v, ok = env["USERPROFILE"]
+		if wd, e := os.Getwd(); name == "user.dir" && e == nil {
+			return wd
 		}
-		return v, ok
-	case "user.name":
-		v, ok := env["USER"]
-		if !ok {
-			v, ok = env["USERNAME"]
+		if hasDef {
+			return def
 		}
-		return v, ok
-	case "user.dir":
-		wd, err := os.Getwd()
-		return wd, err == nil
-	}
-	return "", false
+		if err == nil {
+			err = fmt.Errorf("placeholder ${%s}: variable %s is not set and the placeholder has no default", name, name)
+		}
+		return m
+	})
+	return out, err
 }
 
 func envMap(environ []string) map[string]string {
@@ -97,16 +61,14 @@ func envMap(environ []string) map[string]string {
 	return m
 }
 
-// expandValue resolves the placeholders of a string, or of the strings of a
-// list.
+// expandValue resolves the placeholders of a string, or of a list's strings.
 func expandValue(v any, envVars map[string]string) (any, error) {
 	switch x := v.(type) {
 	case string:
 		return expandPlaceholders(x, envVars)
 	case []any:
-		out := make([]any, len(x))
+		out := slices.Clone(x)
 		for i, it := range x {
-			out[i] = it
 			if s, ok := it.(string); ok {
 				var err error
 				if out[i], err = expandPlaceholders(s, envVars); err != nil {
@@ -121,7 +83,10 @@ func expandValue(v any, envVars map[string]string) (any, error) {
 
 // decodeHook converts a raw value (typed YAML, a string from the
 // environment or a flag, or a Go value from an override) to the type of the
-// field mapstructure fills; the error says what the key must be, echoing the
+// field mapstructure fills. Every scalar is read through its text, so that
+// the three layers accept the same spellings. mapstructure's own weak
+// conversions are not used: they take 1 for true, truncate 1.5 to an int
+// and read "010" as octal. The error says what the key must be, echoing the
 // value unless the field is a secret.
 func decodeHook(from, to reflect.Value) (any, error) {
 	if to.Kind() == reflect.Struct {
@@ -137,9 +102,7 @@ func decodeHook(from, to reflect.Value) (any, error) {
 	return nil, fmt.Errorf("must be %s, got %q", want, fmt.Sprint(from.Interface()))
 }
 
-// convert reads every scalar through its text, so that a number in the
-// file, a string in the environment and a Go value from a flag are parsed
-// alike. It returns what v should have been when it cannot convert it.
+// convert returns v as type t, or what v should have been.
 func convert(t reflect.Type, v any) (out any, want string) {
 	s, scalar := text(v)
 	switch k := t.Kind(); {
@@ -152,34 +115,29 @@ func convert(t reflect.Type, v any) (out any, want string) {
 			return d, ""
 		}
 		return nil, `a duration with a unit, like "5s" or "35m"`
-	case t == millisType:
-		n, err := strconv.ParseInt(s, 10, 64)
-		switch {
-		case !scalar || err != nil:
-			return nil, "an integer"
-		case n < 0 || n > math.MaxInt64/int64(time.Millisecond):
-			return nil, "a non-negative number of milliseconds"
-		}
-		return time.Duration(n) * time.Millisecond, ""
+	case k == reflect.String && scalar:
+		return fmt.Sprint(v), "" // untrimmed (inline PEM keeps its final newline); YAML's numbers as text
 	case k == reflect.String:
-		if scalar { // untrimmed: inline PEM keeps its final newline
-			return fmt.Sprint(v), "" // YAML turns `username: 1234` into a number, still meant as text
-		}
 		return nil, "a string"
 	case k == reflect.Bool:
-		_, isBool := v.(bool)
-		_, isString := v.(string)
-		if b, err := strconv.ParseBool(s); err == nil && (isBool || isString) {
-			return b, ""
+		switch v.(type) {
+		case bool, string: // not 1 for true
+			if b, err := strconv.ParseBool(s); err == nil {
+				return b, ""
+			}
 		}
 		return nil, "true or false"
-	case k == reflect.Int, k == reflect.Int32, k == reflect.Int64:
+	case k == reflect.Int, k == reflect.Int32, k == reflect.Int64: // millis too
 		n, err := strconv.ParseInt(s, 10, 64)
 		switch {
 		case !scalar || err != nil:
 			return nil, "an integer"
 		case k != reflect.Int64 && (n < math.MinInt32 || n > math.MaxInt32):
 			return nil, "an integer in 32-bit range"
+		case t == millisType && (n < 0 || n > math.MaxInt64/int64(time.Millisecond)):
+			return nil, "a non-negative number of milliseconds"
+		case t == millisType:
+			return time.Duration(n) * time.Millisecond, ""
 		}
 		return n, ""
 	case k == reflect.Float64:
@@ -188,29 +146,10 @@ func convert(t reflect.Type, v any) (out any, want string) {
 		}
 		return nil, "a number"
 	}
-	return toList(v) // the one slice type: []string
-}
-
-// text is a scalar's text: a string trimmed, a number in decimal.
-func text(v any) (string, bool) {
+	var items []string // a list: the one slice type is []string
 	switch x := v.(type) {
 	case string:
-		return strings.TrimSpace(x), true
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case bool, int, int64, uint64:
-		return fmt.Sprint(x), true
-	}
-	return "", false
-}
-
-// toList accepts a YAML list of scalars or a comma-separated string (the
-// environment's spelling); blanks are dropped.
-func toList(v any) ([]string, string) {
-	var items []string
-	switch x := v.(type) {
-	case string:
-		items = strings.Split(x, ",")
+		items = strings.Split(x, ",") // the environment's spelling
 	case []string:
 		items = x
 	case []any:
@@ -224,11 +163,24 @@ func toList(v any) ([]string, string) {
 	default:
 		return nil, "a list of strings or a comma-separated string"
 	}
-	out := make([]string, 0, len(items))
+	list := make([]string, 0, len(items))
 	for _, it := range items {
 		if it = strings.TrimSpace(it); it != "" {
-			out = append(out, it)
+			list = append(list, it)
 		}
 	}
-	return out, ""
+	return list, ""
+}
+
+// text is a scalar's text: a string trimmed, a number in decimal.
+func text(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return strings.TrimSpace(x), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case bool, int, int64, uint64:
+		return fmt.Sprint(x), true
+	}
+	return "", false
 }

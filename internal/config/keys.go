@@ -36,14 +36,13 @@ var (
 	millisType   = reflect.TypeFor[millis]()
 )
 
-// flatSpellings are the BDK's deprecated spellings of nested keys. The
-// pre-pass renames them to the key they stand for; messages name the key as
-// it was written.
+// flatSpellings are the BDK's deprecated spellings of nested keys. Load
+// renames them; messages name the key as it was written.
 var flatSpellings = map[string]string{
 	"bot.privateKey.path": "bot.privateKeyPath", "bot.privateKey.content": "bot.privateKeyContent",
 	"bot.certificate.path": "bot.certificatePath", "bot.certificate.content": "bot.certificateContent",
 	"bot.certificate.password": "bot.certificatePassword",
-	"ssl.trustStore.path":      "ssl.trustStorePath", "ssl.trustStore.password": "ssl.trustStorePassword",
+	"ssl.trustStore.path": "ssl.trustStorePath", "ssl.trustStore.password": "ssl.trustStorePassword",
 }
 
 type keyDef struct {
@@ -60,8 +59,7 @@ var (
 
 func init() {
 	for i, d := range defs {
-		defByKey[d.Key] = &defs[i]
-		keyByLower[strings.ToLower(d.Key)] = d.Key
+		defByKey[d.Key], keyByLower[strings.ToLower(d.Key)] = &defs[i], d.Key
 	}
 }
 
@@ -82,8 +80,7 @@ func walkKeys(t reflect.Type, prefix, of string, out []keyDef) []keyDef {
 		case f.Type.Kind() == reflect.Struct:
 			out = walkKeys(f.Type, key+".", o, out)
 		default:
-			desc := strings.ReplaceAll(f.Tag.Get("desc"), "{of}", of)
-			out = append(out, newDef(key, key, f.Type, f.Tag.Get("default"), desc))
+			out = append(out, newDef(key, key, f.Type, f.Tag.Get("default"), strings.ReplaceAll(f.Tag.Get("desc"), "{of}", of)))
 			if flat := flatSpellings[key]; flat != "" {
 				out = append(out, newDef(flat, key, f.Type, "", "deprecated BDK spelling of "+key))
 			}
@@ -93,17 +90,12 @@ func walkKeys(t reflect.Type, prefix, of string, out []keyDef) []keyDef {
 }
 
 func newDef(key, canon string, t reflect.Type, def, desc string) keyDef {
-	name := map[reflect.Kind]string{reflect.Int: "int", reflect.Int32: "int", reflect.Int64: "int",
-		reflect.Bool: "bool", reflect.Float64: "float", reflect.Slice: "list"}[t.Kind()]
-	switch {
-	case t == durationType:
-		name = "duration"
-	case t == millisType:
-		name = "milliseconds"
-	case name == "":
-		name = "string"
+	typ := map[reflect.Type]string{durationType: "duration", millisType: "milliseconds"}[t]
+	if typ == "" {
+		typ = map[reflect.Kind]string{reflect.Int: "int", reflect.Int32: "int", reflect.Int64: "int",
+			reflect.Bool: "bool", reflect.Float64: "float", reflect.Slice: "list", reflect.String: "string"}[t.Kind()]
 	}
-	return keyDef{typ: t, canon: canon, KeyDoc: KeyDoc{Key: key, Env: EnvName(key), Type: name,
+	return keyDef{typ: t, canon: canon, KeyDoc: KeyDoc{Key: key, Env: EnvName(key), Type: typ,
 		Default: def, Description: desc, Secret: t == secretType}}
 }
 

@@ -96,10 +96,12 @@ func (c *Config) Validate() error {
 	s := n.Stream
 	err := bridge.StreamConfig{Name: s.Name, Subjects: s.Subjects, Duplicates: s.Duplicates, MaxAge: s.MaxAge,
 		Replicas: s.Replicas, MaxMsgSize: s.MaxMsgSize}.Validate()
-	for _, e := range keyErrors(err, nil) {
-		var fe *bridge.FieldError
-		if errors.As(e, &fe) { // "MaxMsgSize" -> nats.stream.maxMsgSize
-			reject(true, "nats.stream.%s%s: %w", strings.ToLower(fe.Field[:1]), fe.Field[1:], fe.Err)
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			var fe *bridge.FieldError
+			if errors.As(e, &fe) { // "MaxMsgSize" -> nats.stream.maxMsgSize
+				reject(true, "nats.stream.%s%s: %w", strings.ToLower(fe.Field[:1]), fe.Field[1:], fe.Err)
+			}
 		}
 	}
 
