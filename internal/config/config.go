@@ -1,21 +1,18 @@
 // Package config loads symbridge's configuration: a team's existing Symphony
 // BDK config.yaml (which must work unchanged) plus symbridge's own sections
-// (bridge, nats, http, log, runtime), in three layers with koanf: the YAML (or JSON)
+// (bridge, nats, http, log, runtime), in three layers: the YAML (or JSON)
 // file, then SYMBRIDGE_* environment variables, then overrides from the
-// command line.
-//
-// The layers are decoded with koanf into tagged structs (see [fileKeys]) whose
-// tags also document every key ([Keys]). A small pre-pass handles what is
-// the BDK's: ${ENV} placeholders, its deprecated flat spellings (renamed to
-// the nested keys), and the keys of its file that symbridge ignores.
+// command line. koanf decodes the merged layers into tagged structs (see
+// [fileKeys]) whose tags also document every key ([Keys]). A small pre-pass
+// does what is the BDK's: ${NAME} and ${NAME:-default} placeholders in the
+// file, resolved from the environment given to [Load]; its deprecated flat
+// spellings, renamed to the nested keys; the global server parts each
+// component inherits; and the keys of its file that symbridge ignores.
 //
 // Environment variables are spelled [EnvPrefix] + the key path upper-cased,
-// with "__" between path segments, e.g. SYMBRIDGE_NATS__URL or
-// SYMBRIDGE_BOT__PRIVATEKEY__PATH; they are matched to the known keys
-// case-insensitively (see [EnvName], [Keys]). Lists are comma-separated there.
-//
-// String values in the file may use the BDK's placeholders ${NAME} and
-// ${NAME:-default}, resolved from the environment given to [Load].
+// with "__" between path segments, e.g. SYMBRIDGE_NATS__URL; they are matched
+// to the known keys case-insensitively (see [EnvName]). Lists are
+// comma-separated there.
 //
 // [Load] fails on what it cannot parse (syntax, types, unknown keys in
 // symbridge's sections or in the environment, unresolved placeholders in keys

@@ -42,7 +42,7 @@ var flatSpellings = map[string]string{
 	"bot.privateKey.path": "bot.privateKeyPath", "bot.privateKey.content": "bot.privateKeyContent",
 	"bot.certificate.path": "bot.certificatePath", "bot.certificate.content": "bot.certificateContent",
 	"bot.certificate.password": "bot.certificatePassword",
-	"ssl.trustStore.path": "ssl.trustStorePath", "ssl.trustStore.password": "ssl.trustStorePassword",
+	"ssl.trustStore.path":      "ssl.trustStorePath", "ssl.trustStore.password": "ssl.trustStorePassword",
 }
 
 type keyDef struct {

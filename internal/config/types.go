@@ -31,11 +31,9 @@ type Config struct {
 	Certificate    *tls.Certificate // for certificate authentication
 	// TrustStore holds the system roots plus the configured trust store; nil
 	// when none is configured (use the system roots).
-	TrustStore         *x509.CertPool
-	InsecureSkipVerify bool // ssl.insecureSkipVerify; the caller warns at each start
-	// ConnectTimeout and ReadTimeout apply to the Symphony HTTP client; the
-	// agent block's own values win over the global ones.
-	ConnectTimeout, ReadTimeout time.Duration
+	TrustStore                  *x509.CertPool
+	InsecureSkipVerify          bool          // ssl.insecureSkipVerify; the caller warns at each start
+	ConnectTimeout, ReadTimeout time.Duration // the agent's own values, else the global ones
 
 	Datafeed DatafeedConfig
 	Datahose DatahoseConfig
@@ -89,13 +87,12 @@ type BridgeConfig struct {
 
 // NATSConfig is the JetStream side.
 type NATSConfig struct {
-	URL       string        `koanf:"url" desc:"NATS server URL(s), comma-separated; required unless nats.embedded.enabled"`
-	CredsFile string        `koanf:"credsFile" desc:"NATS credentials (.creds) file"`
-	NKeyFile  string        `koanf:"nkeyFile" desc:"NATS NKey seed file"`
-	Token     redact.Secret `koanf:"token" desc:"NATS token"`
-	User      string        `koanf:"user" desc:"NATS user"`
-	Password  redact.Secret `koanf:"password" desc:"NATS password"`
-	// Two unanswered pings mark the connection dead.
+	URL          string         `koanf:"url" desc:"NATS server URL(s), comma-separated; required unless nats.embedded.enabled"`
+	CredsFile    string         `koanf:"credsFile" desc:"NATS credentials (.creds) file"`
+	NKeyFile     string         `koanf:"nkeyFile" desc:"NATS NKey seed file"`
+	Token        redact.Secret  `koanf:"token" desc:"NATS token"`
+	User         string         `koanf:"user" desc:"NATS user"`
+	Password     redact.Secret  `koanf:"password" desc:"NATS password"`
 	PingInterval time.Duration  `koanf:"pingInterval" default:"10s" desc:"how often the NATS connection is pinged; two unanswered pings mark it dead (a paused or cut-off server sends no TCP reset)"`
 	TLS          NATSTLSConfig  `koanf:"tls"`
 	Stream       StreamConfig   `koanf:"stream"`

@@ -121,22 +121,18 @@ const minBodyBytes = 1 << 20
 // checkNATSURL accepts what nats.go accepts: a URL with a nats, tls, ws or
 // wss scheme, or host:port (nats:// is then implied).
 func checkNATSURL(s string) error {
-	if s == "" {
-		return errors.New("empty server URL in the list")
-	}
-	if !strings.Contains(s, "://") {
+	if s != "" && !strings.Contains(s, "://") {
 		s = "nats://" + s
 	}
 	u, err := url.Parse(s)
-	if err != nil {
+	switch {
+	case s == "":
+		return errors.New("empty server URL in the list")
+	case err != nil:
 		return fmt.Errorf("invalid URL %q", redact.URL(s))
-	}
-	switch u.Scheme {
-	case "nats", "tls", "ws", "wss":
-	default:
+	case !slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme):
 		return fmt.Errorf("scheme must be nats, tls, ws or wss, got %q", u.Scheme)
-	}
-	if u.Hostname() == "" {
+	case u.Hostname() == "":
 		return fmt.Errorf("no host in %q", u.Redacted())
 	}
 	return nil
