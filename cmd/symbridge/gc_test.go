@@ -3,6 +3,7 @@ package main
 import (
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"testing"
 
 	"github.com/symbridge/symbridge/internal/config"
@@ -15,89 +16,50 @@ func gcSettings() (percent int, limit int64) {
 	return percent, debug.SetMemoryLimit(-1) // a negative limit only reads
 }
 
-// TestTuneGC: the defaults apply only where the environment is silent, the
-// limit covers the configured dedupe set and is skipped with an embedded
-// nats-server, and restore puts the previous settings back. Not parallel:
+// TestTuneRuntime: the configured settings apply only where the
+// environment is silent, Go's defaults (maxProcs 0, no memory limit) are
+// left alone, and restore puts the previous settings back. Not parallel:
 // the settings are process-wide.
-func TestTuneGC(t *testing.T) {
-	cfg := func(entries int, embedded bool) *config.Config {
-		c := &config.Config{}
-		c.Bridge.DedupeEntries = entries
-		c.NATS.Embedded.Enabled = embedded
-		return c
-	}
-	const unset = int64(-1)
-	tests := []struct {
-		name        string
-		environ     []string
-		cfg         *config.Config
-		wantPercent int   // -2: unchanged
-		wantLimit   int64 // unset: unchanged
-	}{
-		{"defaults", []string{"HOME=/x"}, cfg(dedupe.DefaultMaxEntries, false),
-			defaultGCPercent, gcBaseLimit + dedupe.FullBytes(dedupe.DefaultMaxEntries)},
-		{"bigger dedupe set", nil, cfg(4<<20, false), defaultGCPercent, gcBaseLimit + dedupe.FullBytes(4<<20)},
-		{"dedupe disabled", nil, cfg(0, false), defaultGCPercent, gcBaseLimit},
-		{"GOGC set", []string{"GOGC=50"}, cfg(0, false), -2, gcBaseLimit},
-		{"GOMEMLIMIT set", []string{"GOMEMLIMIT=1GiB"}, cfg(0, false), defaultGCPercent, unset},
-		{"embedded nats-server", nil, cfg(0, true), defaultGCPercent, unset},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			before, beforeLimit := gcSettings()
-			restore := tuneGC(tt.environ, tt.cfg)
-			percent, limit := gcSettings()
-			restore()
-			if p, l := gcSettings(); p != before || l != beforeLimit {
-				t.Errorf("after restore: GOGC %d, limit %d; want %d, %d", p, l, before, beforeLimit)
-			}
-			wantPercent, wantLimit := tt.wantPercent, tt.wantLimit
-			if wantPercent == -2 {
-				wantPercent = before
-			}
-			if wantLimit == unset {
-				wantLimit = beforeLimit
-			}
-			if percent != wantPercent || limit != wantLimit {
-				t.Errorf("GOGC %d, limit %d; want %d, %d", percent, limit, wantPercent, wantLimit)
-			}
-		})
-	}
-}
-
-// TestTuneProcs: one P unless the environment sets GOMAXPROCS or nats-server
-// is embedded; restore puts the previous value back. Not parallel.
-func TestTuneProcs(t *testing.T) {
-	cfg := func(embedded bool) *config.Config {
-		c := &config.Config{}
-		c.NATS.Embedded.Enabled = embedded
-		return c
-	}
+func TestTuneRuntime(t *testing.T) {
 	// Two Ps to start from, so that "left alone" differs from the default
 	// even on a one-CPU runner.
 	prev := runtime.GOMAXPROCS(2)
 	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
-	before := runtime.GOMAXPROCS(0)
+	defaults := config.RuntimeConfig{MaxProcs: 1, GCPercent: 400, MemoryLimit: 200 << 20}
+	const unchanged = -2
 	tests := []struct {
-		name    string
-		environ []string
-		cfg     *config.Config
-		want    int
+		name        string
+		environ     []string
+		cfg         config.RuntimeConfig
+		wantProcs   int
+		wantPercent int
+		wantLimit   int64
 	}{
-		{"default", []string{"HOME=/x"}, cfg(false), defaultMaxProcs},
-		{"GOMAXPROCS set", []string{"GOMAXPROCS=8"}, cfg(false), before},
-		{"embedded nats-server", nil, cfg(true), before},
+		{"defaults", []string{"HOME=/x"}, defaults, 1, 400, 200 << 20},
+		{"GOMAXPROCS set", []string{"GOMAXPROCS=8"}, defaults, unchanged, 400, 200 << 20},
+		{"GOGC set", []string{"GOGC=50"}, defaults, 1, unchanged, 200 << 20},
+		{"GOMEMLIMIT set", []string{"GOMEMLIMIT=1GiB"}, defaults, 1, 400, unchanged},
+		{"Go's defaults (embedded nats-server)", nil, config.RuntimeConfig{GCPercent: 100}, unchanged, 100, unchanged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			restore := tuneProcs(tt.environ, tt.cfg)
-			got := runtime.GOMAXPROCS(0)
+			beforeProcs := runtime.GOMAXPROCS(0)
+			before, beforeLimit := gcSettings()
+			restore := tuneRuntime(tt.environ, tt.cfg)
+			procs := runtime.GOMAXPROCS(0)
+			percent, limit := gcSettings()
 			restore()
-			if after := runtime.GOMAXPROCS(0); after != before {
-				t.Errorf("after restore: GOMAXPROCS %d, want %d", after, before)
+			if p, l := gcSettings(); p != before || l != beforeLimit || runtime.GOMAXPROCS(0) != beforeProcs {
+				t.Errorf("after restore: GOGC %d, limit %d; want %d, %d", p, l, before, beforeLimit)
 			}
-			if got != tt.want {
-				t.Errorf("GOMAXPROCS %d, want %d", got, tt.want)
+			want := []int64{int64(tt.wantProcs), int64(tt.wantPercent), tt.wantLimit}
+			for i, was := range []int64{int64(beforeProcs), int64(before), beforeLimit} {
+				if want[i] == unchanged {
+					want[i] = was
+				}
+			}
+			if got := []int64{int64(procs), int64(percent), limit}; !slices.Equal(got, want) {
+				t.Errorf("GOMAXPROCS, GOGC, limit = %d; want %d", got, want)
 			}
 		})
 	}

@@ -52,8 +52,8 @@ func cmdRun(ctx context.Context, args []string, environ []string, stdout, stderr
 	if err != nil {
 		return usageError{err}
 	}
-	defer tuneGC(environ, cfg)()
-	defer tuneProcs(environ, cfg)()
+	defer tuneRuntime(environ, cfg.Runtime)()
+	logRuntime(logger)
 	err = runBridge(ctx, cfg, logger, runHooks{})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		// SIGINT/SIGTERM before start-up finished (NATS or the Agent still
@@ -83,13 +83,14 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if cfg.InsecureSkipVerify {
 		logger.Warn("ssl.insecureSkipVerify: the Agent's and pod's TLS certificates are not verified; anyone on the path can read events and steal tokens")
 	}
+	// Validate compiled both templates already.
 	subj, err := subjects.Compile(cfg.Bridge.Subject)
 	if err != nil {
-		return usagef("bridge.subject: %w", err)
+		return usageError{err}
 	}
 	dead, err := subjects.Compile(cfg.Bridge.DeadLetter)
 	if err != nil {
-		return usagef("bridge.deadLetter: %w", err)
+		return usageError{err}
 	}
 
 	natsURL := cfg.NATS.URL
@@ -130,9 +131,6 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		Name: cfg.NATS.Stream.Name, Subjects: cfg.NATS.Stream.Subjects,
 		Duplicates: cfg.NATS.Stream.Duplicates, MaxAge: cfg.NATS.Stream.MaxAge,
 		Replicas: cfg.NATS.Stream.Replicas, MaxMsgSize: cfg.NATS.Stream.MaxMsgSize,
-	}
-	if err := streamCfg.Validate(); err != nil {
-		return usageError{err}
 	}
 	life.setStep("creating or checking the stream")
 	if err := retryStartup(ctx, logger, "stream", func(ctx context.Context) error {
@@ -223,10 +221,10 @@ func natsOptions(cfg *config.Config, logger *slog.Logger) ([]nats.Option, error)
 		opts = append(opts, o)
 	}
 	if n.Token != "" {
-		opts = append(opts, nats.Token(n.Token))
+		opts = append(opts, nats.Token(n.Token.Reveal()))
 	}
 	if n.User != "" {
-		opts = append(opts, nats.UserInfo(n.User, n.Password))
+		opts = append(opts, nats.UserInfo(n.User, n.Password.Reveal()))
 	}
 	if n.TLS.CAFile != "" {
 		opts = append(opts, nats.RootCAs(n.TLS.CAFile))

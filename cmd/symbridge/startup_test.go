@@ -73,3 +73,42 @@ func TestReadyzDuringStartup(t *testing.T) {
 		t.Errorf("/readyz while starting: %d %q, want 503 naming the step", code, body)
 	}
 }
+
+// TestRunUnlimitedMessageSize: nats.stream.maxMsgSize -1 is documented as
+// "unlimited"; run accepts it (it used to exit 2) and creates the stream
+// with MaxMsgSize -1.
+func TestRunUnlimitedMessageSize(t *testing.T) {
+	t.Parallel()
+	bot, _ := keys(t)
+	_, agentURL := newAgent(t, &bot.PublicKey, time.Second)
+	srv := natstest.RunServer(t)
+	path := writeConfig(t, agentURL, srv.URL(), "nats:\n", "nats:\n  stream:\n    maxMsgSize: -1\n")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr testlog.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"run", "--config", path}, nil, &stdout, &stderr) }()
+	js := natstest.JetStream(t, srv)
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned %v\n%s", err, stderr.String())
+		default:
+		}
+		s, err := js.Stream(t.Context(), "SYMPHONY")
+		if err != nil {
+			return err
+		}
+		if got := s.CachedInfo().Config.MaxMsgSize; got != -1 {
+			t.Errorf("stream MaxMsgSize %d, want -1", got)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+	if !strings.Contains(stderr.String(), `"msg":"go runtime settings"`) {
+		t.Errorf("no runtime settings line in the logs:\n%s", stderr.String())
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/symbridge/symbridge/internal/config"
+	"github.com/symbridge/symbridge/internal/dedupe"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
 
@@ -108,9 +109,9 @@ func keyCases(t *testing.T) []keyCase {
 		{key: "nats.url", yaml: `"nats://a:4222,nats://b:4222"`, env: "nats://a:4222,nats://b:4222", want: "nats://a:4222,nats://b:4222", get: func(c *config.Config) any { return c.NATS.URL }},
 		{key: "nats.credsFile", yaml: "/c.creds", env: "/c.creds", want: "/c.creds", get: func(c *config.Config) any { return c.NATS.CredsFile }},
 		{key: "nats.nkeyFile", yaml: "/n.nk", env: "/n.nk", want: "/n.nk", get: func(c *config.Config) any { return c.NATS.NKeyFile }},
-		{key: "nats.token", yaml: natsToken, env: natsToken, want: natsToken, get: func(c *config.Config) any { return c.NATS.Token }},
+		{key: "nats.token", yaml: natsToken, env: natsToken, want: natsToken, get: func(c *config.Config) any { return c.NATS.Token.Reveal() }},
 		{key: "nats.user", yaml: "nu", env: "nu", want: "nu", get: func(c *config.Config) any { return c.NATS.User }},
-		{key: "nats.password", yaml: natsPassword, env: natsPassword, want: natsPassword, get: func(c *config.Config) any { return c.NATS.Password }},
+		{key: "nats.password", yaml: natsPassword, env: natsPassword, want: natsPassword, get: func(c *config.Config) any { return c.NATS.Password.Reveal() }},
 		{key: "nats.tls.caFile", yaml: "/ca.pem", env: "/ca.pem", want: "/ca.pem", get: func(c *config.Config) any { return c.NATS.TLS.CAFile }},
 		{key: "nats.tls.certFile", yaml: "/c.pem", env: "/c.pem", want: "/c.pem", get: func(c *config.Config) any { return c.NATS.TLS.CertFile }},
 		{key: "nats.tls.keyFile", yaml: "/k.pem", env: "/k.pem", want: "/k.pem", get: func(c *config.Config) any { return c.NATS.TLS.KeyFile }},
@@ -128,6 +129,9 @@ func keyCases(t *testing.T) []keyCase {
 		{key: "http.listen", yaml: `"127.0.0.1:9090"`, env: "127.0.0.1:9090", want: "127.0.0.1:9090", get: func(c *config.Config) any { return c.HTTP.Listen }},
 		{key: "log.level", yaml: "DEBUG", env: "debug", want: "debug", get: func(c *config.Config) any { return c.Log.Level }},
 		{key: "log.format", yaml: "json", env: "json", want: "json", get: func(c *config.Config) any { return c.Log.Format }},
+		{key: "runtime.maxProcs", yaml: "4", env: "4", want: 4, get: func(c *config.Config) any { return c.Runtime.MaxProcs }},
+		{key: "runtime.gcPercent", yaml: "200", env: "200", want: 200, get: func(c *config.Config) any { return c.Runtime.GCPercent }},
+		{key: "runtime.memoryLimit", yaml: "1073741824", env: "1073741824", want: int64(1 << 30), get: func(c *config.Config) any { return c.Runtime.MemoryLimit }},
 	}
 	for _, comp := range []struct {
 		key string
@@ -431,6 +435,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "wrong case in nats", doc: "nats:\n  URL: x\n", want: []string{"nats.URL: unknown key (did you mean nats.url?)"}},
 		{name: "unknown in every own section", doc: "bridge:\n  foo: 1\nhttp:\n  port: 80\nlog:\n  lvl: x\n",
 			want: []string{"bridge.foo: unknown key", "http.port: unknown key", "log.lvl: unknown key"}},
+		{name: "wrong case in runtime", doc: "runtime:\n  MaxProcs: 2\n", want: []string{"runtime.MaxProcs: unknown key (did you mean runtime.maxProcs?)"}},
 		{name: "scalar in place of a section", doc: "nats: nats://x\n", want: []string{"nats: unknown key"}},
 		{name: "bad type", doc: "nats:\n  stream:\n    replicas: three\n", want: []string{`nats.stream.replicas: must be an integer, got "three"`}},
 		{name: "duration without unit", doc: "bridge:\n  publishTimeout: 5\n", want: []string{"bridge.publishTimeout: must be a duration with a unit"}},
@@ -496,6 +501,15 @@ datahose:
 	}
 }
 
+// TestCaseSensitiveKeys: mapstructure matches field names in any case;
+// symbridge does not: a BDK key in the wrong case is an unused BDK key.
+func TestCaseSensitiveKeys(t *testing.T) {
+	c := mustLoad(t, "bot:\n  Username: tibot\n", nil, nil)
+	if c.Username != "" || len(c.Warnings) != 1 || !strings.HasSuffix(c.Warnings[0], ": bot.Username") {
+		t.Errorf("username %q, warnings %q", c.Username, c.Warnings)
+	}
+}
+
 func TestURLComposition(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -555,16 +569,23 @@ func TestValidate(t *testing.T) {
 		{"max pending", []string{"bridge.maxPending", "0"}, "bridge.maxPending: must be at least 1, got 0"},
 		{"readers", []string{"bridge.readers", "0"}, "bridge.readers: must be at least 1, got 0"},
 		{"max body", []string{"bridge.maxBodyBytes", "1000"}, "bridge.maxBodyBytes: must be at least 1048576"},
-		{"subject whitespace", []string{"bridge.subject", `"a b"`}, `bridge.subject: must not contain whitespace, got "a b"`},
-		{"dead letter empty token", []string{"bridge.deadLetter", `"a..b"`}, "bridge.deadLetter: must not have empty tokens"},
+		{"subject whitespace", []string{"bridge.subject", `"a b"`}, `bridge.subject: invalid subject template "a b": token 1 "a b": whitespace or control character`},
+		{"dead letter empty token", []string{"bridge.deadLetter", `"a..b"`}, `bridge.deadLetter: invalid subject template "a..b": token 2 is empty`},
+		{"subject placeholder", []string{"bridge.subject", `"x.{nope}"`}, `bridge.subject: invalid subject template "x.{nope}"`},
+		{"stream subject", []string{"nats.stream.subjects", `["a..b"]`}, `nats.stream.subjects: invalid subject "a..b": has an empty token`},
 		{"connect timeout", []string{"connectionTimeout", "0"}, "connectionTimeout: must be positive"},
-		{"duplicates over max age", []string{"nats.stream.duplicates", "2h", "nats.stream.maxAge", "1h"}, "nats.stream.duplicates: 2h0m0s must not exceed nats.stream.maxAge 1h0m0s"},
+		{"duplicates over max age", []string{"nats.stream.duplicates", "2h", "nats.stream.maxAge", "1h"}, "nats.stream.duplicates: 2h0m0s must not exceed the maximum age 1h0m0s"},
 		{"unlimited max age", []string{"nats.stream.maxAge", "0s"}, ""},
-		{"duplicates zero", []string{"nats.stream.duplicates", "0s"}, "nats.stream.duplicates: must be positive"},
+		{"duplicates zero", []string{"nats.stream.duplicates", "0s"}, "nats.stream.duplicates: must be at least 100ms, got 0s"},
+		{"duplicates below JetStream's minimum", []string{"nats.stream.duplicates", "50ms"}, "nats.stream.duplicates: must be at least 100ms, got 50ms"},
 		{"replicas 0", []string{"nats.stream.replicas", "0"}, "nats.stream.replicas: must be between 1 and 5, got 0"},
 		{"replicas 6", []string{"nats.stream.replicas", "6"}, "nats.stream.replicas: must be between 1 and 5, got 6"},
 		{"stream name", []string{"nats.stream.name", "A.B"}, `nats.stream.name: must be non-empty`},
 		{"max msg size", []string{"nats.stream.maxMsgSize", "-2"}, "nats.stream.maxMsgSize: must be -1"},
+		{"unlimited max msg size", []string{"nats.stream.maxMsgSize", "-1"}, ""},
+		{"max procs", []string{"runtime.maxProcs", "-1"}, "runtime.maxProcs: must be 0 (Go's default) or more, got -1"},
+		{"gc off", []string{"runtime.gcPercent", "-1"}, ""},
+		{"gc percent", []string{"runtime.gcPercent", "-2"}, "runtime.gcPercent: must be -1 (off) or more, got -2"},
 		{"log level", []string{"log.level", "verbose"}, `log.level: must be debug, info, warn or error, got "verbose"`},
 		{"log format", []string{"log.format", "xml"}, `log.format: must be text or json, got "xml"`},
 		{"nats url required", []string{"nats.url", "<delete>"}, "nats.url: required unless nats.embedded.enabled is true"},
@@ -653,6 +674,66 @@ func TestPermissionWarning(t *testing.T) {
 	c = mustLoad(t, yamlDoc(map[string]string{"bot.privateKey.path": closed}), nil, nil)
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings %q", c.Warnings)
+	}
+}
+
+func TestSecretFilePermissionWarnings(t *testing.T) {
+	for _, key := range []string{"nats.credsFile", "nats.nkeyFile"} {
+		t.Run(key, func(t *testing.T) {
+			open := writeFile(t, "secret", []byte("x"), 0o640)
+			c := mustLoad(t, yamlDoc(map[string]string{key: open}), nil, nil)
+			if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], key+": "+open+" is readable by group or others (mode 0640)") {
+				t.Errorf("warnings %q", c.Warnings)
+			}
+			if c = mustLoad(t, yamlDoc(map[string]string{key: writeFile(t, "secret", []byte("x"), 0o600)}), nil, nil); len(c.Warnings) != 0 {
+				t.Errorf("warnings %q", c.Warnings)
+			}
+		})
+	}
+	t.Run("config file", func(t *testing.T) {
+		path := writeFile(t, "config.yaml", []byte("nats:\n  token: "+natsToken+"\n"), 0o644)
+		c, err := config.Load(path, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "config file: "+path+" is readable by group or others (mode 0644)") {
+			t.Errorf("warnings %q", c.Warnings)
+		}
+		// Without a secret in it, a readable file is no concern.
+		path = writeFile(t, "config.yaml", []byte("nats:\n  url: nats://x:4222\n"), 0o644)
+		if c, err = config.Load(path, nil, nil); err != nil || len(c.Warnings) != 0 {
+			t.Errorf("warnings %q, err %v", c.Warnings, err)
+		}
+	})
+}
+
+func TestMemoryLimit(t *testing.T) {
+	base := validBase(t)
+	c := mustLoad(t, yamlDoc(base), nil, nil)
+	// 32 MiB + two reads of 64 MiB + 256 Ki dedupe entries (16 MiB).
+	want := int64(32<<20) + 2*(64<<20) + dedupe.FullBytes(262144)
+	if c.Runtime.MemoryLimit != want || c.MinMemoryLimit() != want || want <= 64<<20 {
+		t.Errorf("default memory limit %d (floor %d), want %d", c.Runtime.MemoryLimit, c.MinMemoryLimit(), want)
+	}
+	if c.Runtime.MaxProcs != 1 || c.Runtime.GCPercent != 400 {
+		t.Errorf("runtime defaults %+v", c.Runtime)
+	}
+	c = mustLoad(t, yamlDoc(with(base, "bridge.readers", "4", "bridge.maxBodyBytes", "2097152", "bridge.dedupeEntries", "0")), nil, nil)
+	if want := int64(32<<20 + 4*2<<20); c.Runtime.MemoryLimit != want {
+		t.Errorf("memory limit %d, want %d", c.Runtime.MemoryLimit, want)
+	}
+	c = mustLoad(t, yamlDoc(with(base, "nats.embedded.enabled", "true")), nil, nil)
+	if c.Runtime.MemoryLimit != 0 || c.Runtime.MaxProcs != 0 {
+		t.Errorf("embedded nats-server: %+v, want no memory limit and Go's GOMAXPROCS", c.Runtime)
+	}
+	c = mustLoad(t, yamlDoc(with(base, "runtime.memoryLimit", "1073741824")), nil, nil)
+	if err := c.Validate(); err != nil || c.Runtime.MemoryLimit != 1<<30 {
+		t.Errorf("1 GiB: %d, %v", c.Runtime.MemoryLimit, err)
+	}
+	c = mustLoad(t, yamlDoc(with(base, "runtime.memoryLimit", "50331648")), nil, nil)
+	wantErr := fmt.Sprintf("runtime.memoryLimit: must be at least %d (32 MiB + bridge.maxBodyBytes × bridge.readers + the dedupe set of bridge.dedupeEntries), got 50331648", want)
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), wantErr) {
+		t.Errorf("Validate = %v\nwant %q", err, wantErr)
 	}
 }
 

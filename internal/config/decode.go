@@ -1,89 +1,54 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
+	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// errUnresolved marks a ${VAR} placeholder whose variable is not set and that
-// has no default.
-var errUnresolved = errors.New("is not set and the placeholder has no default")
+// placeholder matches the BDK's ${NAME} and ${NAME:-default}, and "$${",
+// which escapes a literal "${" as in Apache StringSubstitutor (which the BDK
+// uses). Nested placeholders are not supported.
+var placeholder = regexp.MustCompile(`\$?\$\{([^}]*)\}`)
 
-// expandPlaceholders resolves the BDK's placeholders in a string value of the
-// file: ${NAME} and ${NAME:-default} from the environment, plus the Java
-// system properties BDK files commonly use (${user.home}, ${user.dir},
-// ${user.name}). "$${" escapes a literal "${", as Apache StringSubstitutor
-// (which the BDK uses) does. The BDK leaves an unresolved placeholder as it
-// is; symbridge does the same but reports it, so that a key it uses never
-// silently holds "${BOT_USER}". Nested placeholders are not supported.
+// javaProperties are the Java system properties BDK files commonly use, and
+// the variables that hold them here; ${user.dir} is the working directory.
+var javaProperties = map[string][]string{"user.home": {"HOME", "USERPROFILE"}, "user.name": {"USER", "USERNAME"}}
+
+// expandPlaceholders resolves the placeholders of a string value of the file
+// from the environment. The BDK leaves an unresolved placeholder as it is;
+// symbridge does the same but reports it, so that a key it uses never
+// silently holds "${BOT_USER}".
 func expandPlaceholders(s string, env map[string]string) (string, error) {
-	if !strings.Contains(s, "${") {
-		return s, nil
-	}
-	var b strings.Builder
-	var firstErr error
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			break
+	var err error
+	out := placeholder.ReplaceAllStringFunc(s, func(m string) string {
+		if m[1] == '$' {
+			return m[1:]
 		}
-		if i > 0 && s[i-1] == '$' { // "$${" -> literal "${"
-			b.WriteString(s[:i-1])
-			b.WriteString("${")
-			s = s[i+2:]
-			continue
-		}
-		end := strings.IndexByte(s[i+2:], '}')
-		if end < 0 {
-			b.WriteString(s)
-			break
-		}
-		b.WriteString(s[:i])
-		inner := s[i+2 : i+2+end]
-		name, def, hasDef := strings.Cut(inner, ":-")
-		if v, ok := lookupPlaceholder(name, env); ok {
-			b.WriteString(v)
-		} else if hasDef {
-			b.WriteString(def)
-		} else {
-			b.WriteString(s[i : i+3+end])
-			if firstErr == nil {
-				firstErr = fmt.Errorf("placeholder ${%s}: variable %s %w", name, name, errUnresolved)
+		name, def, hasDef := strings.Cut(m[2:len(m)-1], ":-")
+		for _, n := range append([]string{name}, javaProperties[name]...) {
+			if v, ok := env[n]; ok {
+				return v
 			}
 		}
-		s = s[i+3+end:]
-	}
-	return b.String(), firstErr
-}
-
-func lookupPlaceholder(name string, env map[string]string) (string, bool) {
-	if v, ok := env[name]; ok {
-		return v, true
-	}
-	switch name {
-	case "user.home":
-		v, ok := env["HOME"]
-		if !ok {
-			v, ok = env["USERPROFILE"]
+		if wd, e := os.Getwd(); name == "user.dir" && e == nil {
+			return wd
 		}
-		return v, ok
-	case "user.name":
-		v, ok := env["USER"]
-		if !ok {
-			v, ok = env["USERNAME"]
+		if hasDef {
+			return def
 		}
-		return v, ok
-	case "user.dir":
-		wd, err := os.Getwd()
-		return wd, err == nil
-	}
-	return "", false
+		if err == nil {
+			err = fmt.Errorf("placeholder ${%s}: variable %s is not set and the placeholder has no default", name, name)
+		}
+		return m
+	})
+	return out, err
 }
 
 func envMap(environ []string) map[string]string {
@@ -96,170 +61,126 @@ func envMap(environ []string) map[string]string {
 	return m
 }
 
-// typeError reports a value of the wrong type, echoing it unless the key is
-// secret.
-func typeError(d *keyDef, v any, want string) error {
-	if d.secret {
-		return fmt.Errorf("%s: must be %s", d.key, want)
-	}
-	return fmt.Errorf("%s: must be %s, got %q", d.key, want, fmt.Sprint(v))
-}
-
-// decodeValue converts a raw value (typed YAML, a string from the
-// environment or a flag, or a Go value from an override) to the Go type of the
-// key's kind. Empty strings mean "unset" for every kind but strings.
-func decodeValue(d *keyDef, v any) (any, error) {
-	switch d.kind {
-	case kString:
-		switch x := v.(type) {
-		case string:
-			return x, nil
-		case int, int64, float64, bool:
-			// YAML turns `port: 8443`-like values into numbers; a string key
-			// given a scalar is still meant as text (e.g. a numeric username).
-			return fmt.Sprint(x), nil
-		}
-		return nil, typeError(d, v, "a string")
-	case kBool:
-		switch x := v.(type) {
-		case bool:
-			return x, nil
-		case string:
-			b, err := strconv.ParseBool(strings.TrimSpace(x))
-			if err != nil {
-				return nil, typeError(d, v, "true or false")
-			}
-			return b, nil
-		}
-		return nil, typeError(d, v, "true or false")
-	case kInt, kInt64, kMillis:
-		n, err := toInt64(v)
-		if err != nil {
-			return nil, typeError(d, v, "an integer")
-		}
-		switch d.kind {
-		case kMillis:
-			if n < 0 || n > math.MaxInt64/int64(time.Millisecond) {
-				return nil, typeError(d, v, "a non-negative number of milliseconds")
-			}
-			return time.Duration(n) * time.Millisecond, nil
-		case kInt:
-			if n < math.MinInt32 || n > math.MaxInt32 {
-				return nil, typeError(d, v, "an integer in 32-bit range")
-			}
-			return int(n), nil
-		}
-		return n, nil
-	case kFloat:
-		switch x := v.(type) {
-		case float64:
-			return x, nil
-		case float32:
-			return float64(x), nil
-		case int:
-			return float64(x), nil
-		case int64:
-			return float64(x), nil
-		case string:
-			f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				return nil, typeError(d, v, "a number")
-			}
-			return f, nil
-		}
-		return nil, typeError(d, v, "a number")
-	case kDuration:
-		switch x := v.(type) {
-		case time.Duration:
-			return x, nil
-		case string:
-			dur, err := time.ParseDuration(strings.TrimSpace(x))
-			if err != nil {
-				return nil, typeError(d, v, `a duration with a unit, like "5s" or "35m"`)
-			}
-			return dur, nil
-		case int:
-			if x == 0 {
-				return time.Duration(0), nil
-			}
-		case int64:
-			if x == 0 {
-				return time.Duration(0), nil
-			}
-		}
-		return nil, typeError(d, v, `a duration with a unit, like "5s" or "35m"`)
-	case kList:
-		return toList(d, v)
-	}
-	return nil, fmt.Errorf("%s: unsupported kind", d.key)
-}
-
-func toInt64(v any) (int64, error) {
-	switch x := v.(type) {
-	case int:
-		return int64(x), nil
-	case int32:
-		return int64(x), nil
-	case int64:
-		return x, nil
-	case uint64:
-		if x > math.MaxInt64 {
-			return 0, errors.New("out of range")
-		}
-		return int64(x), nil
-	case float64:
-		if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
-			return 0, errors.New("not an integer")
-		}
-		return int64(x), nil
-	case string:
-		return strconv.ParseInt(strings.TrimSpace(x), 10, 64)
-	}
-	return 0, errors.New("not an integer")
-}
-
-// toList accepts a YAML list of scalars or a comma-separated string (the
-// environment's spelling); blanks are dropped.
-func toList(d *keyDef, v any) ([]string, error) {
-	var items []string
+// expandValue resolves the placeholders of a string, or of a list's strings.
+func expandValue(v any, envVars map[string]string) (any, error) {
 	switch x := v.(type) {
 	case string:
-		items = strings.Split(x, ",")
+		return expandPlaceholders(x, envVars)
+	case []any:
+		out := slices.Clone(x)
+		for i, it := range x {
+			if s, ok := it.(string); ok {
+				var err error
+				if out[i], err = expandPlaceholders(s, envVars); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+// decodeHook converts a raw value (typed YAML, a string from the
+// environment or a flag, or a Go value from an override) to the type of the
+// field mapstructure fills. Every scalar is read through its text, so that
+// the three layers accept the same spellings. mapstructure's own weak
+// conversions are not used: they take 1 for true, truncate 1.5 to an int
+// and read "010" as octal. The error says what the key must be, echoing the
+// value unless the field is a secret.
+func decodeHook(from, to reflect.Value) (any, error) {
+	if to.Kind() == reflect.Struct {
+		return from.Interface(), nil // a section: mapstructure walks it
+	}
+	v, want := convert(to.Type(), from.Interface())
+	switch {
+	case want == "":
+		return v, nil
+	case to.Type() == secretType:
+		return nil, fmt.Errorf("must be %s", want)
+	}
+	return nil, fmt.Errorf("must be %s, got %q", want, fmt.Sprint(from.Interface()))
+}
+
+// convert returns v as type t, or what v should have been.
+func convert(t reflect.Type, v any) (out any, want string) {
+	s, scalar := text(v)
+	switch k := t.Kind(); {
+	case t == durationType:
+		if d, ok := v.(time.Duration); ok {
+			return d, ""
+		}
+		_, isFloat := v.(float64)
+		if d, err := time.ParseDuration(s); scalar && !isFloat && err == nil { // of numbers, 0 alone parses
+			return d, ""
+		}
+		return nil, `a duration with a unit, like "5s" or "35m"`
+	case k == reflect.String && scalar:
+		return fmt.Sprint(v), "" // untrimmed (inline PEM keeps its final newline); YAML's numbers as text
+	case k == reflect.String:
+		return nil, "a string"
+	case k == reflect.Bool:
+		switch v.(type) {
+		case bool, string: // not 1 for true
+			if b, err := strconv.ParseBool(s); err == nil {
+				return b, ""
+			}
+		}
+		return nil, "true or false"
+	case k == reflect.Int, k == reflect.Int32, k == reflect.Int64: // millis too
+		n, err := strconv.ParseInt(s, 10, 64)
+		switch {
+		case !scalar || err != nil:
+			return nil, "an integer"
+		case k != reflect.Int64 && (n < math.MinInt32 || n > math.MaxInt32):
+			return nil, "an integer in 32-bit range"
+		case t == millisType && (n < 0 || n > math.MaxInt64/int64(time.Millisecond)):
+			return nil, "a non-negative number of milliseconds"
+		case t == millisType:
+			return time.Duration(n) * time.Millisecond, ""
+		}
+		return n, ""
+	case k == reflect.Float64:
+		if f, err := strconv.ParseFloat(s, 64); scalar && err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return f, ""
+		}
+		return nil, "a number"
+	}
+	var items []string // a list: the one slice type is []string
+	switch x := v.(type) {
+	case string:
+		items = strings.Split(x, ",") // the environment's spelling
 	case []string:
 		items = x
 	case []any:
 		for _, it := range x {
-			switch s := it.(type) {
-			case string:
-				items = append(items, s)
-			case int, int64, float64, bool:
-				items = append(items, fmt.Sprint(s))
-			default:
-				return nil, typeError(d, v, "a list of strings")
+			s, ok := text(it)
+			if !ok {
+				return nil, "a list of strings"
 			}
+			items = append(items, s)
 		}
 	default:
-		return nil, typeError(d, v, "a list of strings or a comma-separated string")
+		return nil, "a list of strings or a comma-separated string"
 	}
-	out := make([]string, 0, len(items))
+	list := make([]string, 0, len(items))
 	for _, it := range items {
 		if it = strings.TrimSpace(it); it != "" {
-			out = append(out, it)
+			list = append(list, it)
 		}
 	}
-	return out, nil
+	return list, ""
 }
 
-// isUnset tells whether a raw value means "not configured": absent, YAML
-// null, an empty map, or (for every kind but strings) an empty string.
-func isUnset(d *keyDef, v any) bool {
+// text is a scalar's text: a string trimmed, a number in decimal.
+func text(v any) (string, bool) {
 	switch x := v.(type) {
-	case nil:
-		return true
-	case map[string]any:
-		return len(x) == 0
 	case string:
-		return d.kind != kString && strings.TrimSpace(x) == ""
+		return strings.TrimSpace(x), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case bool, int, int64, uint64:
+		return fmt.Sprint(x), true
 	}
-	return false
+	return "", false
 }

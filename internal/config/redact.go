@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+
+	"github.com/symbridge/symbridge/internal/redact"
 )
 
-const redacted = "[redacted]"
+const redacted = redact.Redacted
 
 // The printing methods have value receivers on purpose: fmt then uses them
 // for a Config as well as for a *Config, so that printing either never falls
@@ -42,34 +44,6 @@ func (c Config) Redacted() string {
 	return b.String()
 }
 
-func secret(s string) string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// redactURL hides the password of a URL's user info; text that does not
-// parse is hidden entirely, since it may be a URL holding one.
-func redactURL(s string) string {
-	if s == "" {
-		return ""
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return redacted
-	}
-	return u.Redacted()
-}
-
-func redactURLList(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		parts[i] = redactURL(strings.TrimSpace(p))
-	}
-	return strings.Join(parts, ",")
-}
-
 func userInfo(user, password string) string {
 	if password == "" {
 		return url.User(user).String()
@@ -83,14 +57,14 @@ func (c Config) pairs() [][2]string {
 		{"agent", c.AgentURL},
 		{"keyManager", c.KeyManagerURL},
 		{"sessionAuth", c.SessionAuthURL},
-		{"proxy", redactURL(c.ProxyURL)},
+		{"proxy", redact.URL(c.ProxyURL)},
 	}
 	for _, x := range [][2]string{
 		{"pod.proxy", c.PodProxyURL}, {"agent.proxy", c.AgentProxyURL},
 		{"keyManager.proxy", c.KeyManagerProxyURL}, {"sessionAuth.proxy", c.SessionAuthProxyURL},
 	} {
 		if x[1] != c.ProxyURL {
-			p = append(p, [2]string{x[0], redactURL(x[1])})
+			p = append(p, [2]string{x[0], redact.URL(x[1])})
 		}
 	}
 	key := ""
@@ -145,6 +119,9 @@ func (c Config) pairs() [][2]string {
 		{"http.listen", c.HTTP.Listen},
 		{"log.level", c.Log.Level},
 		{"log.format", c.Log.Format},
+		{"runtime.maxProcs", fmt.Sprint(c.Runtime.MaxProcs)},
+		{"runtime.gcPercent", fmt.Sprint(c.Runtime.GCPercent)},
+		{"runtime.memoryLimit", fmt.Sprint(c.Runtime.MemoryLimit)},
 	}...)
 	return p
 }
@@ -170,12 +147,12 @@ func (n NATSConfig) GoString() string { return n.String() }
 
 func (n NATSConfig) pairs() [][2]string {
 	return [][2]string{
-		{"nats.url", redactURLList(n.URL)},
+		{"nats.url", redact.URLList(n.URL)},
 		{"nats.credsFile", n.CredsFile},
 		{"nats.nkeyFile", n.NKeyFile},
-		{"nats.token", secret(n.Token)},
+		{"nats.token", n.Token.String()},
 		{"nats.user", n.User},
-		{"nats.password", secret(n.Password)},
+		{"nats.password", n.Password.String()},
 		{"nats.tls.caFile", n.TLS.CAFile},
 		{"nats.tls.certFile", n.TLS.CertFile},
 		{"nats.tls.keyFile", n.TLS.KeyFile},

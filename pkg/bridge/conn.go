@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/symbridge/symbridge/internal/redact"
 )
 
 // NATSConfig says how to connect to NATS.
@@ -72,7 +73,7 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
-	log := logger.With("nats", redactURL(cfg.URL))
+	log := logger.With("nats", redact.URLList(cfg.URL))
 	// failed carries the errors of connection attempts to the start-up wait
 	// below; once connected nobody reads it and the handler drops them.
 	failed := make(chan error, 1)
@@ -117,7 +118,7 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 	}
 	nc, err := nats.Connect(cfg.URL, append(opts, cfg.Options...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(cfg.URL), err)
+		return nil, fmt.Errorf("connect to NATS %s: %w", redact.URLList(cfg.URL), err)
 	}
 
 	status := nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
@@ -134,25 +135,25 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 		select {
 		case <-ctx.Done():
 			nc.Close()
-			return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(cfg.URL), ctx.Err())
+			return nil, fmt.Errorf("connect to NATS %s: %w", redact.URLList(cfg.URL), ctx.Err())
 		case err = <-failed:
 		case <-poll.C:
 			err = nc.LastError()
 		case st, ok := <-status:
 			if !ok || st == nats.CLOSED {
 				if err := nc.LastError(); err != nil {
-					return nil, fmt.Errorf("connect to NATS %s: connection closed: %w", redactURL(cfg.URL), err)
+					return nil, fmt.Errorf("connect to NATS %s: connection closed: %w", redact.URLList(cfg.URL), err)
 				}
-				return nil, fmt.Errorf("connect to NATS %s: connection closed", redactURL(cfg.URL))
+				return nil, fmt.Errorf("connect to NATS %s: connection closed", redact.URLList(cfg.URL))
 			}
 		}
 		if err != nil && certificateRefused(err) {
 			nc.Close()
 			if closedAfterHandshake(err) {
 				return nil, fmt.Errorf("connect to NATS %s: %w (the server probably wants a client certificate it did not get or accept)",
-					redactURL(cfg.URL), err)
+					redact.URLList(cfg.URL), err)
 			}
-			return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(cfg.URL), err)
+			return nil, fmt.Errorf("connect to NATS %s: %w", redact.URLList(cfg.URL), err)
 		}
 	}
 	return nc, nil
@@ -190,25 +191,4 @@ func remoteAlert(err error) bool {
 // worth waiting for), so only its text tells the two apart.
 func closedAfterHandshake(err error) bool {
 	return errors.Is(err, nats.ErrTLS) && strings.Contains(err.Error(), "closed by remote after TLS handshake")
-}
-
-// redactURL hides user information (user, password, token) in a NATS URL
-// list, for logs and errors.
-func redactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		p = strings.TrimSpace(p)
-		u, err := url.Parse(p)
-		if err != nil {
-			if strings.Contains(p, "@") {
-				parts[i] = "[unparsable URL redacted]"
-			}
-			continue
-		}
-		if u.User != nil {
-			u.User = url.User("redacted")
-		}
-		parts[i] = u.String()
-	}
-	return strings.Join(parts, ",")
 }

@@ -2,6 +2,5 @@ package bridge
 
 // Unexported helpers the external tests check directly.
 var (
-	RedactURL     = redactURL
 	SubjectCovers = subjectCovers
 )

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/symbridge/symbridge/pkg/subjects"
 )
 
 // StreamConfig is the stream the bridge stores events in. The zero value of
@@ -21,7 +24,7 @@ type StreamConfig struct {
 	Duplicates time.Duration
 	MaxAge     time.Duration // 0 = keep forever
 	Replicas   int           // default 1
-	MaxMsgSize int32         // 0 = the server's max payload
+	MaxMsgSize int32         // 0 = the server's max payload, -1 = unlimited
 	// Storage defaults to file storage (the zero value).
 	Storage jetstream.StorageType
 }
@@ -33,6 +36,8 @@ const (
 	// MinDuplicates is the shortest duplicate window that still covers a
 	// feed's life; a shorter one is warned about.
 	MinDuplicates = 30 * time.Minute
+	// MinDuplicateWindow is the shortest duplicate window JetStream accepts.
+	MinDuplicateWindow = 100 * time.Millisecond
 )
 
 // ErrStreamCoverage is wrapped when a stream does not capture every subject
@@ -54,32 +59,51 @@ func (c *StreamConfig) setDefaults() {
 	}
 }
 
-// Validate fills in defaults and checks the configuration; errors name the
-// field.
-func (c *StreamConfig) Validate() error {
-	c.setDefaults()
-	switch {
-	case c.Name == "":
-		return errors.New("nats.stream.name: required")
-	case strings.ContainsAny(c.Name, " \t\r\n.*>/\\"):
-		return fmt.Errorf("nats.stream.name: %q may not contain whitespace, '.', '*', '>', '/' or '\\'", c.Name)
-	case c.Duplicates < 100*time.Millisecond:
-		return fmt.Errorf("nats.stream.duplicates: must be at least 100ms, got %s", c.Duplicates)
-	case c.MaxAge < 0:
-		return fmt.Errorf("nats.stream.maxAge: must be 0 (forever) or positive, got %s", c.MaxAge)
-	case c.MaxAge > 0 && c.Duplicates > c.MaxAge:
-		return fmt.Errorf("nats.stream.duplicates: %s is longer than nats.stream.maxAge %s", c.Duplicates, c.MaxAge)
-	case c.Replicas < 1 || c.Replicas > 5:
-		return fmt.Errorf("nats.stream.replicas: must be 1 to 5, got %d", c.Replicas)
-	case c.MaxMsgSize < 0:
-		return fmt.Errorf("nats.stream.maxMsgSize: must be 0 or positive, got %d", c.MaxMsgSize)
+// FieldError is a problem with one field of a [StreamConfig]; Field is the
+// Go field's name ("MaxMsgSize"), for a caller to name its own setting.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return "stream " + e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validate checks the configuration as it is (call it after defaults are
+// filled in: [EnsureStream] fills them first). It reports every problem,
+// each a [*FieldError], joined.
+func (c StreamConfig) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, &FieldError{Field: field, Err: fmt.Errorf(format, a...)})
+	}
+	if c.Name == "" || strings.ContainsAny(c.Name, ".*>/\\") || strings.ContainsFunc(c.Name, unicode.IsSpace) {
+		bad("Name", "must be non-empty without whitespace, '.', '*', '>', '/' or '\\', got %q", c.Name)
+	}
+	if len(c.Subjects) == 0 {
+		bad("Subjects", "required")
 	}
 	for _, s := range c.Subjects {
-		if err := validFilter(s); err != nil {
-			return fmt.Errorf("nats.stream.subjects: %w", err)
+		if err := subjects.ValidFilter(s); err != nil {
+			bad("Subjects", "%w", err)
 		}
 	}
-	return nil
+	if c.Duplicates < MinDuplicateWindow {
+		bad("Duplicates", "must be at least %s, got %s", MinDuplicateWindow, c.Duplicates)
+	}
+	if c.MaxAge < 0 {
+		bad("MaxAge", "must be 0 (unlimited) or positive, got %s", c.MaxAge)
+	}
+	if c.MaxAge > 0 && c.Duplicates > c.MaxAge {
+		bad("Duplicates", "%s must not exceed the maximum age %s", c.Duplicates, c.MaxAge)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		bad("Replicas", "must be between 1 and 5, got %d", c.Replicas)
+	}
+	if c.MaxMsgSize < -1 {
+		bad("MaxMsgSize", "must be -1 (unlimited), 0 (server default) or positive, got %d", c.MaxMsgSize)
+	}
+	return errors.Join(errs...)
 }
 
 // EnsureStream makes sure the stream exists and captures every subject filter
@@ -94,11 +118,12 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	for _, f := range must {
-		if err := validFilter(f); err != nil {
+		if err := subjects.ValidFilter(f); err != nil {
 			return nil, fmt.Errorf("bridge subject filter: %w", err)
 		}
 	}
@@ -107,7 +132,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 	s, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if missing := uncovered(cfg.Subjects, must); len(missing) > 0 {
-			return nil, fmt.Errorf("%w: nats.stream.subjects %v do not capture %v", ErrStreamCoverage, cfg.Subjects, missing)
+			return nil, fmt.Errorf("%w: the stream's subjects %v do not capture %v", ErrStreamCoverage, cfg.Subjects, missing)
 		}
 		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:       cfg.Name,
@@ -137,7 +162,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 
 	got := s.CachedInfo().Config
 	if missing := uncovered(got.Subjects, must); len(missing) > 0 {
-		return nil, fmt.Errorf("%w: stream %s captures %v, not %v; add them to the stream or change bridge.subject/bridge.deadLetter",
+		return nil, fmt.Errorf("%w: stream %s captures %v, not %v; add them to the stream or change the bridge's subject templates",
 			ErrStreamCoverage, cfg.Name, got.Subjects, missing)
 	}
 	if got.Duplicates < MinDuplicates {
@@ -202,26 +227,4 @@ func subjectCovers(pattern, filter string) bool {
 		}
 	}
 	return len(p) == len(f)
-}
-
-// validFilter checks a subject filter: non-empty tokens without whitespace,
-// wildcards only as whole tokens, '>' only last.
-func validFilter(s string) error {
-	if s == "" {
-		return errors.New("empty subject")
-	}
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
-		switch {
-		case t == "":
-			return fmt.Errorf("subject %q has an empty token", s)
-		case strings.ContainsAny(t, " \t\r\n"):
-			return fmt.Errorf("subject %q contains whitespace", s)
-		case t == ">" && i != len(toks)-1:
-			return fmt.Errorf("subject %q: '>' must be the last token", s)
-		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
-			return fmt.Errorf("subject %q: wildcards must be whole tokens", s)
-		}
-	}
-	return nil
 }

@@ -458,3 +458,30 @@ func quoteShort(s string) string {
 	}
 	return strconv.Quote(s[:limit]) + "..."
 }
+
+// ValidFilter checks a subject filter, such as a stream's subject: non-empty
+// tokens without whitespace, wildcards ("*", ">") only as whole tokens, '>'
+// only last. The error wraps [ErrInvalidSubject].
+func ValidFilter(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty subject", ErrInvalidSubject)
+	}
+	toks := strings.Split(s, ".")
+	for i, t := range toks {
+		reason := ""
+		switch {
+		case t == "":
+			reason = "has an empty token"
+		case strings.ContainsFunc(t, unicode.IsSpace):
+			reason = "contains whitespace"
+		case t == ">" && i != len(toks)-1:
+			reason = "'>' must be the last token"
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			reason = "wildcards must be whole tokens"
+		default:
+			continue
+		}
+		return fmt.Errorf("%w %s: %s", ErrInvalidSubject, quoteShort(s), reason)
+	}
+	return nil
+}

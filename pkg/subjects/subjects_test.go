@@ -281,6 +281,19 @@ func TestValidSubject(t *testing.T) {
 	}
 }
 
+func TestValidFilter(t *testing.T) {
+	for _, s := range []string{"a", "symphony.>", "a.*.b", "*", ">", "$JS.API.>"} {
+		if err := ValidFilter(s); err != nil {
+			t.Errorf("ValidFilter(%q) = %v, want nil", s, err)
+		}
+	}
+	for _, s := range []string{"", "a..b", ".a", "a.", "a b", "a.>.b", "a.b*", "a.>x"} {
+		if err := ValidFilter(s); !errors.Is(err, ErrInvalidSubject) {
+			t.Errorf("ValidFilter(%q) = %v, want ErrInvalidSubject", s, err)
+		}
+	}
+}
+
 func TestFromEvent(t *testing.T) {
 	m := mustCompile(t, fullTemplate)
 	tests := []struct {
