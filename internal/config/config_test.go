@@ -564,6 +564,8 @@ func TestValidate(t *testing.T) {
 		{"datahose retry", []string{"bridge.source", "datahose", "datahose.eventTypes", "[MESSAGESENT]", "datahose.retry.multiplier", "0.5"}, "datahose.retry.multiplier: must be at least 1"},
 		{"datafeed tag empty", []string{"datafeed.tag", `""`}, "datafeed.tag: must be 1 to 100 characters"},
 		{"datafeed retry", []string{"datafeed.retry.maxAttempts", "0"}, "datafeed.retry.maxAttempts: must be -1 (forever) or at least 1, got 0"},
+		{"retry max below initial", []string{"datafeed.retry.initialIntervalMillis", "2000", "datafeed.retry.maxIntervalMillis", "1000"}, "datafeed.retry.maxIntervalMillis: must be at least the initial interval (2s), got 1s"},
+		{"stream replicas", []string{"nats.stream.replicas", "7"}, "nats.stream.replicas: must be between 1 and 5, got 7"},
 		{"publish timeout", []string{"bridge.publishTimeout", "0s"}, "bridge.publishTimeout: must be positive, got 0s"},
 		{"slow retry", []string{"bridge.slowRetry", "-1s"}, "bridge.slowRetry: must be positive"},
 		{"max pending", []string{"bridge.maxPending", "0"}, "bridge.maxPending: must be at least 1, got 0"},

@@ -48,7 +48,7 @@ func (c *Config) Validate() error {
 		reject(df.Version == "v2" && (len(df.Tag) == 0 || len(df.Tag) > maxDatafeedTag),
 			"datafeed.tag: must be 1 to %d characters (symbridge reads a feed of its own), got %d", maxDatafeedTag, len(df.Tag))
 		reject(df.Version == "v1" && df.IDFilePath == "", "datafeed.idFilePath: required with datafeed.version v1")
-		errs = append(errs, df.Retry.Validate("datafeed.retry"))
+		errs = append(errs, keyed(df.Retry.Validate(), "datafeed.retry.", retryKeyNames)...)
 	case "datahose":
 		reject(len(dh.EventTypes) == 0, "datahose.eventTypes: required when bridge.source is datahose (e.g. MESSAGESENT,ROOMCREATED)")
 		unknown := slices.DeleteFunc(slices.Clone(dh.EventTypes), symphony.IsKnownType)
@@ -58,7 +58,7 @@ func (c *Config) Validate() error {
 		for _, s := range dh.Scopes {
 			reject(s != "INTERNAL" && s != "EXTERNAL" && s != "FEDERATED", "datahose.scopes: must be INTERNAL, EXTERNAL or FEDERATED, got %q", s)
 		}
-		errs = append(errs, dh.Retry.Validate("datahose.retry"))
+		errs = append(errs, keyed(dh.Retry.Validate(), "datahose.retry.", retryKeyNames)...)
 	default:
 		reject(true, "bridge.source: must be datafeed or datahose, got %q", c.Bridge.Source)
 	}
@@ -96,14 +96,7 @@ func (c *Config) Validate() error {
 	s := n.Stream
 	err := bridge.StreamConfig{Name: s.Name, Subjects: s.Subjects, Duplicates: s.Duplicates, MaxAge: s.MaxAge,
 		Replicas: s.Replicas, MaxMsgSize: s.MaxMsgSize}.Validate()
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range joined.Unwrap() {
-			var fe *bridge.FieldError
-			if errors.As(e, &fe) { // "MaxMsgSize" -> nats.stream.maxMsgSize
-				reject(true, "nats.stream.%s%s: %w", strings.ToLower(fe.Field[:1]), fe.Field[1:], fe.Err)
-			}
-		}
-	}
+	errs = append(errs, keyed(err, "nats.stream.", nil)...)
 
 	if c.HTTP.Listen != "" {
 		err := checkHostPort(c.HTTP.Listen)
@@ -117,6 +110,37 @@ func (c *Config) Validate() error {
 }
 
 const minBodyBytes = 1 << 20
+
+// retryKeyNames are the BDK's names of symphony.RetryConfig's fields.
+var retryKeyNames = map[string]string{"MaxAttempts": "maxAttempts", "Initial": "initialIntervalMillis", "Multiplier": "multiplier", "Max": "maxIntervalMillis"}
+
+// keyed names each field problem a library's Validate reports (Go field names)
+// by the key the user typed: prefix + names[field], else the field in
+// lowerCamelCase ("MaxMsgSize" -> "maxMsgSize").
+func keyed(err error, prefix string, names map[string]string) []error {
+	joined, _ := err.(interface{ Unwrap() []error })
+	if joined == nil {
+		return nil
+	}
+	var out []error
+	for _, e := range joined.Unwrap() {
+		var se *symphony.FieldError
+		var be *bridge.FieldError
+		field, inner := "", e
+		switch {
+		case errors.As(e, &se):
+			field, inner = se.Field, se.Err
+		case errors.As(e, &be):
+			field, inner = be.Field, be.Err
+		}
+		key := names[field]
+		if key == "" && field != "" {
+			key = strings.ToLower(field[:1]) + field[1:]
+		}
+		out = append(out, fmt.Errorf("%s%s: %w", prefix, key, inner))
+	}
+	return out
+}
 
 // checkNATSURL accepts what nats.go accepts: a URL with a nats, tls, ws or
 // wss scheme, or host:port (nats:// is then implied).

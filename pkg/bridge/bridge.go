@@ -171,8 +171,8 @@ func (c *Config) Validate() error {
 	check(c.UnhealthyAfter < 0, "UnhealthyAfter", "must be positive, got %d", c.UnhealthyAfter)
 	check(c.Readers < 0, "Readers", "must be positive, got %d", c.Readers)
 	check(c.FullRead < 0, "FullRead", "must be positive, got %d", c.FullRead)
-	if err := c.Retry.Validate("Retry"); err != nil {
-		errs = append(errs, fmt.Errorf("bridge: Config.%w", err))
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("bridge: Config.Retry.%w", err))
 	}
 	return errors.Join(errs...)
 }

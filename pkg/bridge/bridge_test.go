@@ -724,7 +724,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no subject", func(c *bridge.Config) { c.Subject = nil }, "bridge: Config.Subject"},
 		{"no dead letter", func(c *bridge.Config) { c.DeadLetter = nil }, "bridge: Config.DeadLetter"},
 		{"negative timeout", func(c *bridge.Config) { c.PublishTimeout = -1 }, "bridge: Config.PublishTimeout"},
-		{"bad retry", func(c *bridge.Config) { c.Retry.MaxAttempts = -5 }, "bridge: Config.Retry.maxAttempts"},
+		{"bad retry", func(c *bridge.Config) { c.Retry.MaxAttempts = -5 }, "bridge: Config.Retry.MaxAttempts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

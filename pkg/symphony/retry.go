@@ -1,6 +1,7 @@
 package symphony
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,19 +24,30 @@ type RetryConfig struct {
 // DefaultRetry is the BDK's datafeed/datahose default.
 var DefaultRetry = RetryConfig{MaxAttempts: -1, Initial: 500 * time.Millisecond, Multiplier: 2, Max: 300 * time.Second}
 
-// Validate names the offending field.
-func (c RetryConfig) Validate(prefix string) error {
-	switch {
-	case c.MaxAttempts == 0 || c.MaxAttempts < -1:
-		return fmt.Errorf("%s.maxAttempts: must be -1 (forever) or at least 1, got %d", prefix, c.MaxAttempts)
-	case c.Initial <= 0:
-		return fmt.Errorf("%s.initialIntervalMillis: must be positive, got %s", prefix, c.Initial)
-	case c.Multiplier < 1:
-		return fmt.Errorf("%s.multiplier: must be at least 1, got %g", prefix, c.Multiplier)
-	case c.Max < c.Initial:
-		return fmt.Errorf("%s.maxIntervalMillis: must be at least initialIntervalMillis (%s), got %s", prefix, c.Initial, c.Max)
+// FieldError is a problem with one field of a configuration of this
+// package; Field is the Go field's name, so that a caller can name the key its
+// user typed.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validate reports every problem, each a [*FieldError], joined.
+func (c RetryConfig) Validate() error {
+	var errs []error
+	check := func(bad bool, field, format string, a ...any) {
+		if bad {
+			errs = append(errs, &FieldError{Field: field, Err: fmt.Errorf(format, a...)})
+		}
 	}
-	return nil
+	check(c.MaxAttempts == 0 || c.MaxAttempts < -1, "MaxAttempts", "must be -1 (forever) or at least 1, got %d", c.MaxAttempts)
+	check(c.Initial <= 0, "Initial", "must be positive, got %s", c.Initial)
+	check(c.Multiplier < 1, "Multiplier", "must be at least 1, got %g", c.Multiplier)
+	check(c.Initial > 0 && c.Max < c.Initial, "Max", "must be at least the initial interval (%s), got %s", c.Initial, c.Max)
+	return errors.Join(errs...)
 }
 
 // ErrRetriesExhausted is wrapped by the error of a retry loop whose finite
