@@ -3,7 +3,6 @@ package symphony
 import (
 	"encoding/binary"
 	"fmt"
-	"iter"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -352,44 +351,39 @@ func (d *decoder) rawKey() (key []byte, plain, ok bool) {
 }
 
 // member moves to the next member of an object whose '{' is read, and
-// returns its key, unescaped; false past the closing brace (or on error).
-func (d *decoder) member(first *bool) ([]byte, bool) {
+// returns its key as scanned (escapes not decoded) and whether it has no
+// escape; ok false past the closing brace (or on error).
+func (d *decoder) member(first *bool) (key []byte, plain, ok bool) {
 	d.ws()
 	switch c := d.peek(); {
 	case c == '}':
 		d.i++
 		d.depth--
-		return nil, false
+		return nil, false, false
 	case !*first && c != ',':
 		d.fail()
-		return nil, false
+		return nil, false, false
 	case !*first:
 		d.i++
 		d.ws()
 	}
 	*first = false
-	key, plain, ok := d.rawKey()
-	if !ok {
-		return nil, false
-	}
-	if !plain || !utf8.Valid(key) {
-		key = unquote(key)
-	}
-	return key, true
+	return d.rawKey()
 }
 
-// fields iterates over the members of an object whose '{' is read,
-// yielding the index of each key among names as [field] matches it (-1:
-// another key); the loop body reads or skips the value.
-func (d *decoder) fields(names []string) iter.Seq[int] {
-	return func(yield func(int) bool) {
-		for first := true; ; {
-			key, ok := d.member(&first)
-			if !ok || !yield(field(key, names)) {
-				return
-			}
-		}
+// fieldEnd is what field returns past an object's closing brace.
+const fieldEnd = -2
+
+// field moves to the next member of an object whose '{' is read and
+// returns the index of its key among names as [matchField] matches it (-1:
+// another key), the value being left at d.i; fieldEnd past the closing
+// brace (or on error).
+func (d *decoder) field(first *bool, names []string) int {
+	key, plain, ok := d.member(first)
+	if !ok {
+		return fieldEnd
 	}
+	return matchField(key, plain, names)
 }
 
 // elem moves to the next element of an array whose '[' is read; false past
@@ -472,21 +466,41 @@ func hex4(s []byte) rune {
 	return r
 }
 
-// field returns the index of the name in names that key matches as
-// encoding/json matches struct fields (exactly, else case-insensitively
-// with Unicode folding), or -1.
-func field(key []byte, names []string) int {
-	for i, n := range names {
-		if string(key) == n {
+// matchField returns the index of the name in names that a key (as
+// scanned; plain: it has no escape) matches as encoding/json matches
+// struct fields (exactly, else case-insensitively with Unicode folding),
+// or -1. Most keys are plain and either exact or none of names: they are
+// compared as they lie, without decoding.
+func matchField(key []byte, plain bool, names []string) int {
+	if plain {
+		if i := exactField(key, names); i >= 0 {
 			return i
 		}
 	}
-	ascii := true
+	ascii := plain
 	for _, c := range key {
-		ascii = ascii && c < utf8.RuneSelf
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if !ascii {
+		key = unquote(key) // also replaces invalid UTF-8, as encoding/json
+		if i := exactField(key, names); i >= 0 {
+			return i
+		}
 	}
 	for i, n := range names {
 		if (!ascii || len(key) == len(n)) && strings.EqualFold(string(key), n) {
+			return i
+		}
+	}
+	return -1
+}
+
+func exactField(key []byte, names []string) int {
+	for i, n := range names {
+		if string(key) == n {
 			return i
 		}
 	}

@@ -174,17 +174,7 @@ func decodeEventList(body []byte, owned bool) (Batch, error) {
 	var b Batch
 	ackSet := false
 	if opened, _ := d.open('{', "the event list", "object"); opened {
-		for f := range d.fields(eventListFields) {
-			switch f {
-			case 0:
-				b.Events = d.events()
-			case 1:
-				v, set := d.text("ackId")
-				b.AckID, ackSet = string(v), set
-			default:
-				d.skip()
-			}
-		}
+		d.eventList(&b, &ackSet)
 	}
 	d.end()
 	if err := d.err(); err != nil {
@@ -194,6 +184,23 @@ func decodeEventList(body []byte, owned bool) (Batch, error) {
 		return Batch{}, fmt.Errorf("%w: event list has no ackId", ErrBadResponse)
 	}
 	return b, nil
+}
+
+// eventList decodes the members of an event list whose '{' is read.
+func (d *decoder) eventList(b *Batch, ackSet *bool) {
+	for first := true; ; {
+		switch d.field(&first, eventListFields) {
+		case fieldEnd:
+			return
+		case 0:
+			b.Events = d.events()
+		case 1:
+			v, set := d.text("ackId")
+			b.AckID, *ackSet = string(v), set
+		default:
+			d.skip()
+		}
+	}
 }
 
 // DecodeEventArray decodes a bare JSON array of events (datafeed v1).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 )
 
 // The routing fields of an event, decoded by [decoder] with encoding/json
@@ -45,7 +46,7 @@ type envelope struct {
 	typSet         bool
 	ts             []byte
 	initiator      []byte
-	payload        []payloadEntry
+	payload        payloadSpans
 	// The known type's payload object, decoded in passing when the type
 	// came first (it does in Symphony's events).
 	direct    fastPayload
@@ -58,6 +59,43 @@ type envelope struct {
 type payloadEntry struct {
 	key        []byte
 	start, end int
+}
+
+// payloadSpans is the payload map, one entry per key (the last duplicate
+// wins). The first entries are kept in place, so that the usual payload
+// (one key) costs no allocation.
+type payloadSpans struct {
+	first [4]payloadEntry
+	n     int            // entries in first
+	more  []payloadEntry // entries past first (only once first is full)
+}
+
+func (m *payloadSpans) len() int { return m.n + len(m.more) }
+
+func (m *payloadSpans) at(i int) *payloadEntry {
+	if i < len(m.first) {
+		return &m.first[i]
+	}
+	return &m.more[i-len(m.first)]
+}
+
+// reset empties the map (a null payload).
+func (m *payloadSpans) reset() { m.n, m.more = 0, m.more[:0] }
+
+// put sets the span of key.
+func (m *payloadSpans) put(key []byte, start, end int) {
+	for i := range m.len() {
+		if e := m.at(i); string(e.key) == string(key) {
+			e.start, e.end = start, end
+			return
+		}
+	}
+	if m.n < len(m.first) {
+		m.first[m.n] = payloadEntry{key, start, end}
+		m.n++
+		return
+	}
+	m.more = append(m.more, payloadEntry{key, start, end})
 }
 
 // fastStream is a stream as decoded.
@@ -91,11 +129,9 @@ func (d *decoder) event() Event {
 	typeErr, tooDeep := d.typeErr, d.tooDeep
 	d.typeErr, d.tooDeep = nil, false
 	var (
-		ev  Event
-		e   envelope
-		buf [8]payloadEntry
+		ev Event
+		e  envelope
 	)
-	e.payload = buf[:0]
 	switch d.peek() {
 	case '{':
 		d.i++
@@ -118,8 +154,10 @@ func (d *decoder) event() Event {
 }
 
 func (d *decoder) envelope(e *envelope) {
-	for f := range d.fields(envelopeFields) {
-		switch f {
+	for first := true; ; {
+		switch d.field(&first, envelopeFields) {
+		case fieldEnd:
+			return
 		case 0:
 			d.keepText("id", &e.id)
 		case 1:
@@ -152,10 +190,13 @@ func (d *decoder) initiator(e *envelope) {
 		e.initiator = nil
 		return
 	}
-	for f := range d.fields(initiatorFields) {
-		if f == 0 {
+	for first := true; ; {
+		switch d.field(&first, initiatorFields) {
+		case fieldEnd:
+			return
+		case 0:
 			d.userField("user", &e.initiator)
-		} else {
+		default:
 			d.skip()
 		}
 	}
@@ -173,11 +214,16 @@ func (d *decoder) userField(name string, u *[]byte) {
 
 // user decodes the members of a user object whose '{' is read.
 func (d *decoder) user(u *[]byte) {
-	for f := range d.fields(userFields) {
-		if f != 0 {
+	for first := true; ; {
+		switch d.field(&first, userFields) {
+		case fieldEnd:
+			return
+		case 0:
+			if v, ok := d.number("userId"); ok {
+				*u = v
+			}
+		default:
 			d.skip()
-		} else if v, ok := d.number("userId"); ok {
-			*u = v
 		}
 	}
 }
@@ -214,14 +260,17 @@ func (d *decoder) userList(list *[][]byte) {
 func (d *decoder) payloadMap(e *envelope) {
 	if opened, null := d.open('{', "payload", "map"); !opened {
 		if null {
-			e.payload = e.payload[:0]
+			e.payload.reset()
 		}
 		return
 	}
 	for first := true; ; {
-		key, ok := d.member(&first)
+		key, plain, ok := d.member(&first)
 		if !ok {
 			return
+		}
+		if !plain || !utf8.Valid(key) {
+			key = unquote(key) // map keys are taken exactly, but decoded
 		}
 		start := d.i
 		if e.typSet && d.peek() == '{' && string(key) == payloadKeys[string(e.typ)] {
@@ -229,18 +278,8 @@ func (d *decoder) payloadMap(e *envelope) {
 		} else {
 			d.skip()
 		}
-		e.put(key, start, d.i)
+		e.payload.put(key, start, d.i)
 	}
-}
-
-func (e *envelope) put(key []byte, start, end int) {
-	for i := range e.payload {
-		if string(e.payload[i].key) == string(key) {
-			e.payload[i].start, e.payload[i].end = start, end
-			return
-		}
-	}
-	e.payload = append(e.payload, payloadEntry{key, start, end})
 }
 
 // directPayload decodes the payload object at d.i into e.direct, keeping
@@ -258,8 +297,10 @@ func (d *decoder) directPayload(e *envelope) {
 
 // payload decodes the members of a payload object whose '{' is read.
 func (d *decoder) payload(p *fastPayload) {
-	for f := range d.fields(payloadFields) {
-		switch f {
+	for first := true; ; {
+		switch d.field(&first, payloadFields) {
+		case fieldEnd:
+			return
 		case 0:
 			d.stream("stream", &p.stream)
 		case 1:
@@ -288,8 +329,10 @@ func (d *decoder) stream(name string, st *fastStream) {
 		return
 	}
 	st.set = true
-	for f := range d.fields(streamFields) {
-		switch f {
+	for first := true; ; {
+		switch d.field(&first, streamFields) {
+		case fieldEnd:
+			return
 		case 0:
 			st.id, st.idSet = d.text("streamId")
 		case 1:
@@ -306,8 +349,10 @@ func (d *decoder) message(p *fastPayload) {
 		return
 	}
 	p.hasMessage = true
-	for f := range d.fields(messageFields) {
-		switch f {
+	for first := true; ; {
+		switch d.field(&first, messageFields) {
+		case fieldEnd:
+			return
 		case 0:
 			d.keepText("messageId", &p.msgMsgID)
 		case 1:
@@ -352,13 +397,13 @@ func (ev *Event) route(e *envelope, b []byte) error {
 func (e *envelope) body(typ string, b []byte) (p *fastPayload, ok bool, err error) {
 	var ent *payloadEntry
 	if key, known := payloadKeys[typ]; known {
-		for i := range e.payload {
-			if string(e.payload[i].key) == key {
-				ent = &e.payload[i]
+		for i := range e.payload.len() {
+			if string(e.payload.at(i).key) == key {
+				ent = e.payload.at(i)
 			}
 		}
-	} else if len(e.payload) == 1 {
-		ent = &e.payload[0]
+	} else if e.payload.len() == 1 {
+		ent = e.payload.at(0)
 	}
 	switch {
 	case ent == nil || b[ent.start] != '{':
