@@ -103,14 +103,11 @@ func kindName(c byte) string {
 }
 
 func (d *decoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
+	b, i := d.b, d.i
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
+	d.i = i
 }
 
 func (d *decoder) peek() byte {
@@ -149,30 +146,32 @@ var strPlain = func() (t [256]bool) {
 // str scans the string at d.i and returns its contents (between the
 // quotes, escapes not decoded) and whether it has no escape.
 func (d *decoder) str() (v []byte, plain, ok bool) {
-	if d.peek() != '"' {
+	b, i := d.b, d.i // i in a register in the loops, d.i stored on leaving
+	if i >= len(b) || b[i] != '"' {
 		d.fail()
 		return nil, false, false
 	}
-	d.i++
-	start, b := d.i, d.b
+	i++
+	start := i
 	plain = true
 	for {
-		for d.i+8 <= len(b) && !special8(binary.LittleEndian.Uint64(b[d.i:])) {
-			d.i += 8
+		for i+8 <= len(b) && !special8(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
 		}
-		for d.i < len(b) && strPlain[b[d.i]] {
-			d.i++
+		for i < len(b) && strPlain[b[i]] {
+			i++
 		}
+		d.i = i
 		switch c := d.peek(); {
-		case c == '"' && d.i < len(b):
-			v = b[start:d.i]
-			d.i++
-			return v, plain, true
+		case c == '"' && i < len(b):
+			d.i = i + 1
+			return b[start:i], plain, true
 		case c == '\\':
 			plain = false
 			if !d.escape() {
 				return nil, false, false
 			}
+			i = d.i
 		default: // a control character, or the end
 			d.fail()
 			return nil, false, false
@@ -281,10 +280,24 @@ func (d *decoder) scalar() bool {
 // skip validates and skips one value of any depth without recursing: each
 // open container costs a byte of stack, not a stack frame.
 func (d *decoder) skip() {
+	if c := d.peek(); c != '{' && c != '[' {
+		d.scalar()
+		return
+	}
+	d.skipNested()
+}
+
+// skipNested is skip for an object or an array.
+func (d *decoder) skipNested() {
 	var buf [64]byte
 	open := buf[:0] // the closer each open container expects
 	for {
-		if c := d.peek(); c == '{' || c == '[' {
+		switch c := d.peek(); c {
+		case '"':
+			if _, _, ok := d.str(); !ok {
+				return
+			}
+		case '{', '[':
 			d.i++
 			d.enter()
 			d.ws()
@@ -297,36 +310,42 @@ func (d *decoder) skip() {
 			}
 			d.i++
 			d.depth--
-		} else if !d.scalar() {
-			return
+		default:
+			if !d.scalar() {
+				return
+			}
 		}
-		if !d.next(&open) {
+		if open = d.next(open); len(open) == 0 {
 			return
 		}
 	}
 }
 
-// next moves past the commas and closers after a value and reports whether
-// another value follows inside the open containers.
-func (d *decoder) next(open *[]byte) bool {
-	for len(*open) > 0 {
+// next moves past the commas and closers after a value, and returns the
+// containers still open when another value follows inside them (none:
+// the value skipped is complete, or there was an error).
+func (d *decoder) next(open []byte) []byte {
+	for len(open) > 0 {
 		d.ws()
-		top := (*open)[len(*open)-1]
+		top := open[len(open)-1]
 		switch d.peek() {
 		case ',':
 			d.i++
 			d.ws()
-			return top == ']' || d.keyColon()
+			if top == '}' && !d.keyColon() {
+				return nil
+			}
+			return open
 		case top:
 			d.i++
 			d.depth--
-			*open = (*open)[:len(*open)-1]
+			open = open[:len(open)-1]
 		default:
 			d.fail()
-			return false
+			return nil
 		}
 	}
-	return false
+	return nil
 }
 
 // keyColon scans `"key" :` and returns the raw key.
@@ -375,15 +394,15 @@ func (d *decoder) member(first *bool) (key []byte, plain, ok bool) {
 const fieldEnd = -2
 
 // field moves to the next member of an object whose '{' is read and
-// returns the index of its key among names as [matchField] matches it (-1:
-// another key), the value being left at d.i; fieldEnd past the closing
-// brace (or on error).
-func (d *decoder) field(first *bool, names []string) int {
+// returns the index of its key among the names of fs as [fieldSet.match]
+// matches it (-1: another key), the value being left at d.i; fieldEnd past
+// the closing brace (or on error).
+func (d *decoder) field(first *bool, fs *fieldSet) int {
 	key, plain, ok := d.member(first)
 	if !ok {
 		return fieldEnd
 	}
-	return matchField(key, plain, names)
+	return fs.match(key, plain)
 }
 
 // elem moves to the next element of an array whose '[' is read; false past
@@ -466,45 +485,78 @@ func hex4(s []byte) rune {
 	return r
 }
 
-// matchField returns the index of the name in names that a key (as
-// scanned; plain: it has no escape) matches as encoding/json matches
-// struct fields (exactly, else case-insensitively with Unicode folding),
-// or -1. Most keys are plain and either exact or none of names: they are
-// compared as they lie, without decoding.
-func matchField(key []byte, plain bool, names []string) int {
-	if plain {
-		if i := exactField(key, names); i >= 0 {
-			return i
-		}
-	}
-	ascii := plain
-	for _, c := range key {
-		if c >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	if !ascii {
-		key = unquote(key) // also replaces invalid UTF-8, as encoding/json
-		if i := exactField(key, names); i >= 0 {
-			return i
-		}
-	}
+// fieldSet is the JSON names of a struct's fields, indexed so that a key
+// is matched against at most one of them before decoding it.
+type fieldSet struct {
+	names []string
+	// bucket holds 1 + the index of the name with that fieldHash, 0 for
+	// none. Names of a struct differ in fieldHash (newFieldSet checks).
+	bucket [64]int8
+}
+
+// fieldHash hashes a key by its length and first byte, ASCII case
+// folded (a string conversion here would copy the key): an ASCII key that matches a name case-insensitively has the
+// name's hash.
+func fieldHash(length int, first byte) int {
+	return (length*9 + int(first|0x20)) & 63
+}
+
+func newFieldSet(names ...string) *fieldSet {
+	fs := &fieldSet{names: names}
 	for i, n := range names {
-		if (!ascii || len(key) == len(n)) && strings.EqualFold(string(key), n) {
+		h := fieldHash(len(n), n[0])
+		if fs.bucket[h] != 0 {
+			panic("symphony: field names " + n + " and " + names[fs.bucket[h]-1] + " share a hash")
+		}
+		fs.bucket[h] = int8(i + 1)
+	}
+	return fs
+}
+
+// match returns the index of the name that a key (as scanned; plain: it
+// has no escape) matches as encoding/json matches struct fields
+// (exactly, else case-insensitively with Unicode folding), or -1. A plain
+// ASCII key, nearly every key, is compared as it lies with the one name
+// of its hash; any other key is decoded, then compared with every name.
+func (fs *fieldSet) match(key []byte, plain bool) int {
+	if plain && len(key) > 0 {
+		if i := fs.bucket[fieldHash(len(key), key[0])] - 1; i >= 0 {
+			if n := fs.names[i]; string(key) == n || len(key) == len(n) && strings.EqualFold(string(key), n) {
+				return int(i)
+			}
+		}
+		if isASCII(key) {
+			return -1
+		}
+	}
+	key = unquote(key) // also replaces invalid UTF-8, as encoding/json does
+	for i, n := range fs.names {
+		if string(key) == n {
+			return i
+		}
+	}
+	for i, n := range fs.names {
+		if strings.EqualFold(string(key), n) {
 			return i
 		}
 	}
 	return -1
 }
 
-func exactField(key []byte, names []string) int {
-	for i, n := range names {
-		if string(key) == n {
-			return i
+// isASCII reports whether s is all ASCII, 8 bytes at a time.
+func isASCII(s []byte) bool {
+	for len(s) >= 8 {
+		if binary.LittleEndian.Uint64(s)&0x8080808080808080 != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			return false
 		}
 	}
-	return -1
+	return true
 }
 
 // text reads a value for a string field: its unescaped contents and true,

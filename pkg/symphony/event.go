@@ -159,7 +159,7 @@ func decodeEventListOwned(body []byte) (Batch, error) {
 	return decodeEventList(body, true)
 }
 
-var eventListFields = []string{"events", "ackId"}
+var eventListFields = newFieldSet("events", "ackId")
 
 // decodeEventList decodes the list where it lies. Events' Raw slices point
 // into one copy of the body (one allocation instead of one per event), so

@@ -115,12 +115,12 @@ type fastPayload struct {
 }
 
 var (
-	envelopeFields  = []string{"id", "type", "timestamp", "messageId", "initiator", "payload"}
-	initiatorFields = []string{"user"}
-	userFields      = []string{"userId"}
-	streamFields    = []string{"streamId", "streamType"}
-	messageFields   = []string{"messageId", "stream"}
-	payloadFields   = []string{"stream", "message", "messageId", "formMessageId", "affectedUser", "affectedUsers", "toUser", "fromUser"}
+	envelopeFields  = newFieldSet("id", "type", "timestamp", "messageId", "initiator", "payload")
+	initiatorFields = newFieldSet("user")
+	userFields      = newFieldSet("userId")
+	streamFields    = newFieldSet("streamId", "streamType")
+	messageFields   = newFieldSet("messageId", "stream")
+	payloadFields   = newFieldSet("stream", "message", "messageId", "formMessageId", "affectedUser", "affectedUsers", "toUser", "fromUser")
 )
 
 // event decodes the event at d.i. Its type and depth errors are its own
