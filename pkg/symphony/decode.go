@@ -280,11 +280,14 @@ func (d *decoder) scalar() bool {
 // skip validates and skips one value of any depth without recursing: each
 // open container costs a byte of stack, not a stack frame.
 func (d *decoder) skip() {
-	if c := d.peek(); c != '{' && c != '[' {
+	switch d.peek() {
+	case '"':
+		d.str()
+	case '{', '[':
+		d.skipNested()
+	default:
 		d.scalar()
-		return
 	}
-	d.skipNested()
 }
 
 // skipNested is skip for an object or an array.
@@ -321,21 +324,21 @@ func (d *decoder) skipNested() {
 	}
 }
 
-// next moves past the commas and closers after a value, and returns the
-// containers still open when another value follows inside them (none:
-// the value skipped is complete, or there was an error).
+// next moves past the commas and closers after a value (and past the key
+// of the next member), and returns the containers still open when another
+// value follows inside them (none: the value skipped is complete, or there
+// was an error).
 func (d *decoder) next(open []byte) []byte {
 	for len(open) > 0 {
 		d.ws()
-		top := open[len(open)-1]
-		switch d.peek() {
+		switch top := open[len(open)-1]; d.peek() {
 		case ',':
 			d.i++
 			d.ws()
-			if top == '}' && !d.keyColon() {
-				return nil
+			if top == ']' || d.keyColon() {
+				return open
 			}
-			return open
+			return nil
 		case top:
 			d.i++
 			d.depth--
@@ -346,27 +349,6 @@ func (d *decoder) next(open []byte) []byte {
 		}
 	}
 	return nil
-}
-
-// keyColon scans `"key" :` and returns the raw key.
-func (d *decoder) keyColon() bool {
-	_, _, ok := d.rawKey()
-	return ok
-}
-
-func (d *decoder) rawKey() (key []byte, plain, ok bool) {
-	key, plain, ok = d.str()
-	if !ok {
-		return nil, false, false
-	}
-	d.ws()
-	if d.peek() != ':' {
-		d.fail()
-		return nil, false, false
-	}
-	d.i++
-	d.ws()
-	return key, plain, true
 }
 
 // member moves to the next member of an object whose '{' is read, and
@@ -388,6 +370,27 @@ func (d *decoder) member(first *bool) (key []byte, plain, ok bool) {
 	}
 	*first = false
 	return d.rawKey()
+}
+
+// keyColon scans `"key" :`.
+func (d *decoder) keyColon() bool {
+	_, _, ok := d.rawKey()
+	return ok
+}
+
+// rawKey scans `"key" :` and returns the key as scanned.
+func (d *decoder) rawKey() (key []byte, plain, ok bool) {
+	if key, plain, ok = d.str(); !ok {
+		return nil, false, false
+	}
+	d.ws()
+	if d.peek() != ':' {
+		d.fail()
+		return nil, false, false
+	}
+	d.i++
+	d.ws()
+	return key, plain, true
 }
 
 // fieldEnd is what field returns past an object's closing brace.
@@ -514,18 +517,20 @@ func newFieldSet(names ...string) *fieldSet {
 }
 
 // match returns the index of the name that a key (as scanned; plain: it
-// has no escape) matches as encoding/json matches struct fields
-// (exactly, else case-insensitively with Unicode folding), or -1. A plain
-// ASCII key, nearly every key, is compared as it lies with the one name
-// of its hash; any other key is decoded, then compared with every name.
+// has no escape) matches as encoding/json matches struct fields (exactly,
+// else case-insensitively with Unicode folding), or -1. A plain ASCII key,
+// nearly every key, is compared as it lies with the one name of its hash;
+// any other key is decoded, then compared with every name.
 func (fs *fieldSet) match(key []byte, plain bool) int {
 	if plain && len(key) > 0 {
-		if i := fs.bucket[fieldHash(len(key), key[0])] - 1; i >= 0 {
-			if n := fs.names[i]; string(key) == n || len(key) == len(n) && strings.EqualFold(string(key), n) {
-				return int(i)
-			}
+		i := fs.bucket[fieldHash(len(key), key[0])] - 1
+		if i >= 0 && string(key) == fs.names[i] {
+			return int(i) // the usual match: no need to look further
 		}
 		if isASCII(key) {
+			if i >= 0 && len(key) == len(fs.names[i]) && strings.EqualFold(string(key), fs.names[i]) {
+				return int(i)
+			}
 			return -1
 		}
 	}

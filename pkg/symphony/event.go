@@ -238,18 +238,19 @@ func (d *decoder) events() []Event {
 }
 
 // internType returns the constant for a known event type, so that the
-// common types cost no allocation.
-func internType(b []byte) string {
+// common types cost no allocation, and its payload key ("" for an unknown
+// type), in one look-up.
+func internType(b []byte) (typ, payloadKey string) {
 	if t, ok := knownTypeNames[string(b)]; ok {
-		return t
+		return t[0], t[1]
 	}
-	return string(b)
+	return string(b), ""
 }
 
-var knownTypeNames = func() map[string]string {
-	m := make(map[string]string, len(payloadKeys))
-	for t := range payloadKeys {
-		m[t] = t
+var knownTypeNames = func() map[string][2]string {
+	m := make(map[string][2]string, len(payloadKeys))
+	for t, k := range payloadKeys {
+		m[t] = [2]string{t, k}
 	}
 	return m
 }()

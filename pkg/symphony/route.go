@@ -369,7 +369,9 @@ func (ev *Event) route(e *envelope, b []byte) error {
 	if !e.typSet || len(bytes.TrimSpace(e.typ)) == 0 {
 		return errors.New("event has no type")
 	}
-	ev.ID, ev.Type, ev.MessageID = string(e.id), internType(e.typ), string(e.msgID)
+	var key string
+	ev.ID, ev.MessageID = string(e.id), string(e.msgID)
+	ev.Type, key = internType(e.typ)
 	if e.ts != nil {
 		ts, err := parseInt(e.ts)
 		if err != nil {
@@ -384,19 +386,20 @@ func (ev *Event) route(e *envelope, b []byte) error {
 		}
 		ev.InitiatorUserID = id
 	}
-	p, ok, err := e.body(ev.Type, b)
+	p, ok, err := e.body(key, b)
 	if !ok || err != nil {
 		return err
 	}
 	return ev.applyPayload(p)
 }
 
-// body decodes the payload object of the event: the key named after a
-// known type, or the only key of the payload for an unknown type. ok is
-// false when there is none (the event is routed by type alone).
-func (e *envelope) body(typ string, b []byte) (p *fastPayload, ok bool, err error) {
+// body decodes the payload object of the event: the member under key, the
+// payload key of its known type, or the only member of the payload for an
+// unknown type (key ""). ok is false when there is none (the event is
+// routed by type alone).
+func (e *envelope) body(key string, b []byte) (p *fastPayload, ok bool, err error) {
 	var ent *payloadEntry
-	if key, known := payloadKeys[typ]; known {
+	if key != "" {
 		for i := range e.payload.len() {
 			if string(e.payload.at(i).key) == key {
 				ent = e.payload.at(i)
