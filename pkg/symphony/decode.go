@@ -354,43 +354,40 @@ func (d *decoder) next(open []byte) []byte {
 // member moves to the next member of an object whose '{' is read, and
 // returns its key as scanned (escapes not decoded) and whether it has no
 // escape; ok false past the closing brace (or on error).
-func (d *decoder) member(first *bool) (key []byte, plain, ok bool) {
+func (d *decoder) member(first bool) (key []byte, plain, ok bool) {
 	d.ws()
 	switch c := d.peek(); {
 	case c == '}':
 		d.i++
 		d.depth--
 		return nil, false, false
-	case !*first && c != ',':
+	case !first && c != ',':
 		d.fail()
 		return nil, false, false
-	case !*first:
+	case !first:
 		d.i++
 		d.ws()
 	}
-	*first = false
-	return d.rawKey()
+	key, plain, ok = d.str()
+	return key, plain, ok && d.colon()
 }
 
 // keyColon scans `"key" :`.
 func (d *decoder) keyColon() bool {
-	_, _, ok := d.rawKey()
-	return ok
+	_, _, ok := d.str()
+	return ok && d.colon()
 }
 
-// rawKey scans `"key" :` and returns the key as scanned.
-func (d *decoder) rawKey() (key []byte, plain, ok bool) {
-	if key, plain, ok = d.str(); !ok {
-		return nil, false, false
-	}
+// colon moves past the colon after a key.
+func (d *decoder) colon() bool {
 	d.ws()
 	if d.peek() != ':' {
 		d.fail()
-		return nil, false, false
+		return false
 	}
 	d.i++
 	d.ws()
-	return key, plain, true
+	return true
 }
 
 // fieldEnd is what field returns past an object's closing brace.
@@ -400,31 +397,39 @@ const fieldEnd = -2
 // returns the index of its key among the names of fs as [fieldSet.match]
 // matches it (-1: another key), the value being left at d.i; fieldEnd past
 // the closing brace (or on error).
-func (d *decoder) field(first *bool, fs *fieldSet) int {
+func (d *decoder) field(first bool, fs *fieldSet) int {
 	key, plain, ok := d.member(first)
 	if !ok {
 		return fieldEnd
+	}
+	if plain && len(key) > 0 { // the usual key, an exact match or none
+		i := fs.bucket[fieldHash(len(key), key[0])] - 1
+		if i >= 0 && string(key) == fs.names[i] {
+			return int(i)
+		}
+		if i < 0 && isASCII(key) {
+			return -1
+		}
 	}
 	return fs.match(key, plain)
 }
 
 // elem moves to the next element of an array whose '[' is read; false past
 // the closing bracket (or on error).
-func (d *decoder) elem(first *bool) bool {
+func (d *decoder) elem(first bool) bool {
 	d.ws()
 	switch c := d.peek(); {
 	case c == ']':
 		d.i++
 		d.depth--
 		return false
-	case !*first && c != ',':
+	case !first && c != ',':
 		d.fail()
 		return false
-	case !*first:
+	case !first:
 		d.i++
 		d.ws()
 	}
-	*first = false
 	return true
 }
 

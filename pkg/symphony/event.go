@@ -188,8 +188,8 @@ func decodeEventList(body []byte, owned bool) (Batch, error) {
 
 // eventList decodes the members of an event list whose '{' is read.
 func (d *decoder) eventList(b *Batch, ackSet *bool) {
-	for first := true; ; {
-		switch d.field(&first, eventListFields) {
+	for first := true; ; first = false {
+		switch d.field(first, eventListFields) {
 		case fieldEnd:
 			return
 		case 0:
@@ -226,7 +226,7 @@ func (d *decoder) events() []Event {
 	}
 	evs := make([]Event, 0, 128)
 	limit := d.limit
-	for first := true; d.elem(&first); {
+	for first := true; d.elem(first); first = false {
 		start := d.i
 		d.limit = d.depth + maxJSONDepth
 		ev := d.event()

@@ -154,8 +154,8 @@ func (d *decoder) event() Event {
 }
 
 func (d *decoder) envelope(e *envelope) {
-	for first := true; ; {
-		switch d.field(&first, envelopeFields) {
+	for first := true; ; first = false {
+		switch d.field(first, envelopeFields) {
 		case fieldEnd:
 			return
 		case 0:
@@ -190,8 +190,8 @@ func (d *decoder) initiator(e *envelope) {
 		e.initiator = nil
 		return
 	}
-	for first := true; ; {
-		switch d.field(&first, initiatorFields) {
+	for first := true; ; first = false {
+		switch d.field(first, initiatorFields) {
 		case fieldEnd:
 			return
 		case 0:
@@ -214,8 +214,8 @@ func (d *decoder) userField(name string, u *[]byte) {
 
 // user decodes the members of a user object whose '{' is read.
 func (d *decoder) user(u *[]byte) {
-	for first := true; ; {
-		switch d.field(&first, userFields) {
+	for first := true; ; first = false {
+		switch d.field(first, userFields) {
 		case fieldEnd:
 			return
 		case 0:
@@ -239,7 +239,7 @@ func (d *decoder) userList(list *[][]byte) {
 		return
 	}
 	s, i := *list, 0
-	for first := true; d.elem(&first); i++ {
+	for first := true; d.elem(first); first, i = false, i+1 {
 		if i >= cap(s) {
 			s = slices.Grow(s, 1)
 		}
@@ -264,8 +264,8 @@ func (d *decoder) payloadMap(e *envelope) {
 		}
 		return
 	}
-	for first := true; ; {
-		key, plain, ok := d.member(&first)
+	for first := true; ; first = false {
+		key, plain, ok := d.member(first)
 		if !ok {
 			return
 		}
@@ -287,7 +287,10 @@ func (d *decoder) payloadMap(e *envelope) {
 func (d *decoder) directPayload(e *envelope) {
 	typeErr := d.typeErr
 	d.typeErr = nil
-	e.direct, e.directAt = fastPayload{}, d.i
+	if e.directAt != 0 { // a duplicate: decoded afresh
+		e.direct = fastPayload{}
+	}
+	e.directAt = d.i
 	d.i++
 	d.enter()
 	d.payload(&e.direct)
@@ -297,8 +300,8 @@ func (d *decoder) directPayload(e *envelope) {
 
 // payload decodes the members of a payload object whose '{' is read.
 func (d *decoder) payload(p *fastPayload) {
-	for first := true; ; {
-		switch d.field(&first, payloadFields) {
+	for first := true; ; first = false {
+		switch d.field(first, payloadFields) {
 		case fieldEnd:
 			return
 		case 0:
@@ -329,8 +332,8 @@ func (d *decoder) stream(name string, st *fastStream) {
 		return
 	}
 	st.set = true
-	for first := true; ; {
-		switch d.field(&first, streamFields) {
+	for first := true; ; first = false {
+		switch d.field(first, streamFields) {
 		case fieldEnd:
 			return
 		case 0:
@@ -349,8 +352,8 @@ func (d *decoder) message(p *fastPayload) {
 		return
 	}
 	p.hasMessage = true
-	for first := true; ; {
-		switch d.field(&first, messageFields) {
+	for first := true; ; first = false {
+		switch d.field(first, messageFields) {
 		case fieldEnd:
 			return
 		case 0:
