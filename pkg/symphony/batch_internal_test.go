@@ -15,60 +15,39 @@ func nested(open string, depth int) string {
 	return strings.Repeat(open, depth) + strings.Repeat(closing, depth)
 }
 
-func TestDeepElements(t *testing.T) {
-	deepArr := nested("[", maxJSONDepth)
-	deepObj := strings.Repeat(`{"a":`, maxJSONDepth) + "1" + strings.Repeat("}", maxJSONDepth)
-	for _, tc := range []struct {
-		name      string
-		body      string
-		elemDepth int
-		want      []string // the spans' text
-	}{
-		{"nothing deep", `{"events":[{"a":[[1]]},"x"],"ackId":"a"}`, 2, nil},
-		// The element opens at depth 2, so its own 10000 levels end at 10002.
-		{"deep array", `{"events":[{},` + deepArr + `,{}],"ackId":"a"}`, 2, []string{deepArr}},
-		{"deep object", `{"events":[` + deepObj + `],"ackId":"a"}`, 2, []string{deepObj}},
-		{"exactly at the limit is not deep", `[` + nested("[", maxJSONDepth-1) + `]`, 1, nil},
-		{"one over the limit", `[` + nested("[", maxJSONDepth) + `]`, 1, []string{nested("[", maxJSONDepth)}},
-		{"brackets in strings do not count", `{"events":[{"t":"` + strings.Repeat("[", 20000) + `\"{"}],"ackId":"]]"}`, 2, nil},
-		{"two deep elements", `[` + deepArr + `,1,` + deepObj + `]`, 1, []string{deepArr, deepObj}},
-		{"unbalanced", `]]` + deepArr, 1, nil},
-		{"unterminated element", `[` + deepArr[:len(deepArr)-1], 1, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var got []string
-			for _, sp := range deepElements([]byte(tc.body), tc.elemDepth) {
-				got = append(got, tc.body[sp.start:sp.end])
+// TestDepthLimit_AgreesWithEncodingJSON pins the depth limit to
+// encoding/json's: an event is too deep (Err) exactly when encoding/json
+// refuses it for its depth, alone and inside a batch (where the depth is
+// counted from the event, so that one deep event does not sink the batch).
+func TestDepthLimit_AgreesWithEncodingJSON(t *testing.T) {
+	for _, depth := range []int{maxJSONDepth - 3, maxJSONDepth - 2, maxJSONDepth - 1, maxJSONDepth, maxJSONDepth + 1} {
+		for _, open := range []string{"[", `{"a":`} {
+			var inner string
+			if open == "[" {
+				inner = nested("[", depth-1)
+			} else {
+				inner = strings.Repeat(`{"a":`, depth-1) + "1" + strings.Repeat("}", depth-1)
 			}
-			if len(got) != len(tc.want) {
-				t.Fatalf("%d spans, want %d", len(got), len(tc.want))
+			ev := `{"type":"X","x":` + inner + `}` // depth levels in all
+			jsonRefuses := json.Unmarshal([]byte(ev), new(any)) != nil
+			if got := ParseEvent([]byte(ev)); (got.Err != nil) != jsonRefuses {
+				t.Errorf("depth %d %s: ParseEvent Err %v, encoding/json refuses=%v", depth, open, got.Err, jsonRefuses)
 			}
-			for i := range got {
-				if got[i] != tc.want[i] {
-					t.Errorf("span %d: %d bytes, want %d", i, len(got[i]), len(tc.want[i]))
-				}
+			b, err := DecodeEventList([]byte(`{"events":[{"type":"Y"},` + ev + `],"ackId":"a"}`))
+			if err != nil || len(b.Events) != 2 || b.Events[0].Err != nil || (b.Events[1].Err != nil) != jsonRefuses {
+				t.Errorf("depth %d %s in a list: %d events, err %v", depth, open, len(b.Events), err)
 			}
-		})
-	}
-}
-
-// TestDeepElements_AgreesWithEncodingJSON pins the depth counting to
-// encoding/json's limit: an element deepElements calls deep is exactly one
-// that encoding/json refuses for its depth.
-func TestDeepElements_AgreesWithEncodingJSON(t *testing.T) {
-	for _, depth := range []int{maxJSONDepth - 3, maxJSONDepth - 2, maxJSONDepth - 1, maxJSONDepth} {
-		body := []byte(`{"events":[` + nested("[", depth) + `],"ackId":"a"}`)
-		jsonRefuses := json.Unmarshal(body, new(any)) != nil
-		if deep := len(deepElements(body, 2)) > 0; deep != jsonRefuses {
-			t.Errorf("depth %d+2: deepElements says deep=%v, encoding/json refuses=%v", depth, deep, jsonRefuses)
 		}
 	}
+	// Outside the events, the body's own depth counts.
+	if _, err := DecodeEventList([]byte(`{"events":[],"ackId":"a","x":` + nested("[", maxJSONDepth) + `}`)); !errors.Is(err, ErrBadResponse) {
+		t.Errorf("a list nested too deep outside its events: err %v", err)
+	}
 }
 
-// FuzzDecodeBatch: decodeBatch never panics, agrees with DecodeEventList
-// whenever that accepts the body, and otherwise returns either
-// ErrBadResponse or a batch whose events are, in order, pieces of the body
-// as sent; the pieces set apart for their depth carry Err.
+// FuzzDecodeBatch: decodeBatch never panics and agrees with DecodeEventList;
+// an accepted batch's events are, in order, pieces of the body as sent,
+// and those too deep for encoding/json on their own carry Err.
 func FuzzDecodeBatch(f *testing.F) {
 	ev := `{"id":"e1","type":"MESSAGESENT","payload":{"messageSent":{"message":{"messageId":"m","stream":{"streamId":"s"}}}}}`
 	f.Add(ev, "", uint16(20))
@@ -97,43 +76,33 @@ func checkDecodeBatch(t *testing.T, body []byte) {
 		t.Fatal("decodeBatch changed the body")
 	}
 	ref, refErr := DecodeEventList(body)
-	switch {
-	case refErr == nil:
-		if err != nil || len(b.Events) != len(ref.Events) || b.AckID != ref.AckID {
-			t.Fatalf("DecodeEventList accepts the body, decodeBatch: %d events, %v", len(b.Events), err)
-		}
-		for i := range b.Events {
-			if !bytes.Equal(b.Events[i].Raw, ref.Events[i].Raw) {
-				t.Fatalf("event %d: Raw %q, want %q", i, b.Events[i].Raw, ref.Events[i].Raw)
-			}
-		}
-		return
-	case err != nil:
+	if (err == nil) != (refErr == nil) {
+		t.Fatalf("decodeBatch err %v, DecodeEventList err %v", err, refErr)
+	}
+	if err != nil {
 		if !errors.Is(err, ErrBadResponse) {
 			t.Fatalf("err = %v, want ErrBadResponse", err)
 		}
 		return
 	}
-	// Accepted only thanks to the depth fallback.
-	off, deep := 0, 0
+	if len(b.Events) != len(ref.Events) || b.AckID != ref.AckID {
+		t.Fatalf("decodeBatch: %d events, ackId %q; DecodeEventList %d, %q", len(b.Events), b.AckID, len(ref.Events), ref.AckID)
+	}
+	off := 0
 	for i, ev := range b.Events {
+		if !bytes.Equal(ev.Raw, ref.Events[i].Raw) {
+			t.Fatalf("event %d: Raw %q, want %q", i, ev.Raw, ref.Events[i].Raw)
+		}
 		k := bytes.Index(body[off:], ev.Raw)
 		if k < 0 {
 			t.Fatalf("event %d %.80q is not in the body after offset %d", i, ev.Raw, off)
 		}
 		off += k + len(ev.Raw)
-		// An element set apart for its depth inside the body can be
-		// shallow enough on its own (the body adds two levels): it then
-		// decodes like any event. Only one still too deep alone must carry Err.
-		if strings.Contains(string(ev.Raw), strings.Repeat("[", maxJSONDepth-12)) {
-			deep++
-			if json.Unmarshal(ev.Raw, new(any)) != nil && !errors.Is(ev.Err, ErrInvalidEvent) {
-				t.Fatalf("event %d is too deep but has no Err", i)
-			}
+		// An event too deep for encoding/json on its own carries Err; one
+		// that is deep only with the body's two levels decodes.
+		if json.Unmarshal(ev.Raw, new(any)) != nil && !errors.Is(ev.Err, ErrInvalidEvent) {
+			t.Fatalf("event %d is not valid on its own but has no Err", i)
 		}
-	}
-	if deep == 0 {
-		t.Fatalf("the fallback accepted a body (%v) with no deep event", refErr)
 	}
 }
 
