@@ -29,13 +29,13 @@ type Config struct {
 	ReadyTimeout time.Duration
 }
 
-// Validate names the offending field.
+// Validate names the offending Go field (callers name their own keys).
 func (c Config) Validate() error {
 	if c.Dir == "" {
-		return errors.New("nats.embedded.dir: required")
+		return errors.New("natsembed: Config.Dir: required")
 	}
 	if _, _, err := splitListen(c.Listen); err != nil {
-		return fmt.Errorf("nats.embedded.listen: %w", err)
+		return fmt.Errorf("natsembed: Config.Listen: %w", err)
 	}
 	return nil
 }
@@ -68,7 +68,7 @@ func Start(ctx context.Context, cfg Config) (*server.Server, error) {
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("nats.embedded.dir: %w", err)
+		return nil, fmt.Errorf("natsembed: Config.Dir: %w", err)
 	}
 	s, err := server.NewServer(&server.Options{
 		ServerName:         "symbridge-embedded",

@@ -35,9 +35,9 @@ func TestValidateNamesField(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{Listen: "127.0.0.1:0"}, "nats.embedded.dir"},
-		{Config{Dir: "x", Listen: "nope"}, "nats.embedded.listen"},
-		{Config{Dir: "x", Listen: "127.0.0.1:99999"}, "nats.embedded.listen"},
+		{Config{Listen: "127.0.0.1:0"}, "Config.Dir"},
+		{Config{Dir: "x", Listen: "nope"}, "Config.Listen"},
+		{Config{Dir: "x", Listen: "127.0.0.1:99999"}, "Config.Listen"},
 	} {
 		err := c.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/symbridge/symbridge/internal/defaults"
 	"github.com/symbridge/symbridge/internal/redact"
 )
 
@@ -56,7 +57,7 @@ const (
 // reconnections are logged; [Bridge.Ready] reports the connection state.
 func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Conn, error) {
 	if cfg.URL == "" {
-		return nil, errors.New("nats.url: required")
+		return nil, errors.New("bridge: NATSConfig.URL: required")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -64,15 +65,9 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 	if cfg.Name == "" {
 		cfg.Name = DefaultClientName
 	}
-	if cfg.PingInterval <= 0 {
-		cfg.PingInterval = DefaultPingInterval
-	}
-	if cfg.MaxPingsOut <= 0 {
-		cfg.MaxPingsOut = DefaultMaxPingsOut
-	}
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = DefaultConnectTimeout
-	}
+	cfg.PingInterval = defaults.Positive(cfg.PingInterval, DefaultPingInterval)
+	cfg.MaxPingsOut = defaults.Positive(cfg.MaxPingsOut, DefaultMaxPingsOut)
+	cfg.ConnectTimeout = defaults.Positive(cfg.ConnectTimeout, DefaultConnectTimeout)
 	log := logger.With("nats", redact.URLList(cfg.URL))
 	// failed carries the errors of connection attempts to the start-up wait
 	// below; once connected nobody reads it and the handler drops them.

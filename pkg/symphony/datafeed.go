@@ -37,10 +37,10 @@ type DatafeedOptions struct {
 	IncludeInvisible bool
 }
 
-// Validate names the offending field.
+// Validate names the offending Go field (callers name their own keys).
 func (o DatafeedOptions) Validate() error {
 	if n := utf8.RuneCountInString(o.Tag); n > maxDatafeedTag {
-		return fmt.Errorf("datafeed.tag: at most %d characters, got %d", maxDatafeedTag, n)
+		return fmt.Errorf("DatafeedOptions.Tag: at most %d characters, got %d", maxDatafeedTag, n)
 	}
 	return nil
 }

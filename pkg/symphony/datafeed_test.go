@@ -238,7 +238,7 @@ func TestDatafeedV2_OpenCreates(t *testing.T) {
 func TestDatafeedV2_TagTooLong(t *testing.T) {
 	s := newStub(t)
 	df := symphony.NewDatafeedV2(s.client(), symphony.DatafeedOptions{Tag: strings.Repeat("t", 101)})
-	if _, err := df.Open(context.Background()); err == nil || !strings.HasPrefix(err.Error(), "datafeed.tag:") {
+	if _, err := df.Open(context.Background()); err == nil || !strings.HasPrefix(err.Error(), "DatafeedOptions.Tag:") {
 		t.Errorf("Open = %v, want a datafeed.tag error", err)
 	}
 	if s.PodAuths.Load() != 0 {

@@ -29,22 +29,22 @@ type DatahoseOptions struct {
 	Scopes []string
 }
 
-// Validate names the offending field.
+// Validate names the offending Go field (callers name their own keys).
 func (o DatahoseOptions) Validate() error {
 	if n := utf8.RuneCountInString(o.Tag); n > maxDatahoseTag {
-		return fmt.Errorf("datahose.tag: at most %d characters, got %d", maxDatahoseTag, n)
+		return fmt.Errorf("DatahoseOptions.Tag: at most %d characters, got %d", maxDatahoseTag, n)
 	}
 	if len(o.EventTypes) == 0 {
-		return fmt.Errorf("datahose.eventTypes: at least one event type is required (one of %s)", strings.Join(KnownTypes(), ", "))
+		return fmt.Errorf("DatahoseOptions.EventTypes: at least one event type is required (one of %s)", strings.Join(KnownTypes(), ", "))
 	}
 	for i, t := range o.EventTypes {
 		if !IsKnownType(t) {
-			return fmt.Errorf("datahose.eventTypes[%d]: %q is not one of %s", i, t, strings.Join(KnownTypes(), ", "))
+			return fmt.Errorf("DatahoseOptions.EventTypes[%d]: %q is not one of %s", i, t, strings.Join(KnownTypes(), ", "))
 		}
 	}
 	for i, s := range o.Scopes {
 		if !slices.Contains(DatahoseScopes(), s) {
-			return fmt.Errorf("datahose.scopes[%d]: %q is not one of %s", i, s, strings.Join(DatahoseScopes(), ", "))
+			return fmt.Errorf("DatahoseOptions.Scopes[%d]: %q is not one of %s", i, s, strings.Join(DatahoseScopes(), ", "))
 		}
 	}
 	return nil

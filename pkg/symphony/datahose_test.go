@@ -21,11 +21,11 @@ func TestDatahoseOptions_Validate(t *testing.T) {
 	}{
 		{"valid", symphony.DatahoseOptions{EventTypes: []string{"MESSAGESENT", "ROOMCREATED"}, Scopes: []string{"INTERNAL", "FEDERATED"}}, ""},
 		{"valid 80-character tag", symphony.DatahoseOptions{Tag: strings.Repeat("é", 80), EventTypes: []string{"GENERICSYSTEMEVENT"}}, ""},
-		{"no event types", symphony.DatahoseOptions{}, "datahose.eventTypes"},
-		{"unknown event type", symphony.DatahoseOptions{EventTypes: []string{"MESSAGESENT", "MESSAGE_SENT"}}, "datahose.eventTypes[1]"},
-		{"lower-case event type", symphony.DatahoseOptions{EventTypes: []string{"messagesent"}}, "datahose.eventTypes[0]"},
-		{"tag too long", symphony.DatahoseOptions{Tag: strings.Repeat("t", 81), EventTypes: []string{"MESSAGESENT"}}, "datahose.tag"},
-		{"bad scope", symphony.DatahoseOptions{EventTypes: []string{"MESSAGESENT"}, Scopes: []string{"INTERNAL", "PUBLIC"}}, "datahose.scopes[1]"},
+		{"no event types", symphony.DatahoseOptions{}, "DatahoseOptions.EventTypes"},
+		{"unknown event type", symphony.DatahoseOptions{EventTypes: []string{"MESSAGESENT", "MESSAGE_SENT"}}, "DatahoseOptions.EventTypes[1]"},
+		{"lower-case event type", symphony.DatahoseOptions{EventTypes: []string{"messagesent"}}, "DatahoseOptions.EventTypes[0]"},
+		{"tag too long", symphony.DatahoseOptions{Tag: strings.Repeat("t", 81), EventTypes: []string{"MESSAGESENT"}}, "DatahoseOptions.Tag"},
+		{"bad scope", symphony.DatahoseOptions{EventTypes: []string{"MESSAGESENT"}, Scopes: []string{"INTERNAL", "PUBLIC"}}, "DatahoseOptions.Scopes[1]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.opts.Validate()

@@ -1,6 +1,7 @@
 package symphonytest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/symbridge/symbridge/internal/defaults"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
 
@@ -117,30 +119,14 @@ func (c Config) Validate() error {
 }
 
 func (c *Config) setDefaults() {
-	if c.VisibilityTimeout <= 0 {
-		c.VisibilityTimeout = DefaultVisibilityTimeout
-	}
-	if c.FeedIdleTTL == 0 {
-		c.FeedIdleTTL = DefaultFeedIdleTTL
-	}
-	if c.MaxFeeds <= 0 {
-		c.MaxFeeds = DefaultMaxFeeds
-	}
-	if c.MaxDatahoseFeeds <= 0 {
-		c.MaxDatahoseFeeds = DefaultMaxDatahoseFeeds
-	}
-	if c.MaxV1Feeds <= 0 {
-		c.MaxV1Feeds = DefaultMaxV1Feeds
-	}
-	if c.LongPoll <= 0 {
-		c.LongPoll = DefaultLongPoll
-	}
-	if c.MaxBatch <= 0 {
-		c.MaxBatch = DefaultMaxBatch
-	}
-	if c.AgentVersion == "" {
-		c.AgentVersion = DefaultAgentVersion
-	}
+	c.VisibilityTimeout = defaults.Positive(c.VisibilityTimeout, DefaultVisibilityTimeout)
+	c.FeedIdleTTL = cmp.Or(c.FeedIdleTTL, DefaultFeedIdleTTL) // negative: feeds never expire
+	c.MaxFeeds = defaults.Positive(c.MaxFeeds, DefaultMaxFeeds)
+	c.MaxDatahoseFeeds = defaults.Positive(c.MaxDatahoseFeeds, DefaultMaxDatahoseFeeds)
+	c.MaxV1Feeds = defaults.Positive(c.MaxV1Feeds, DefaultMaxV1Feeds)
+	c.LongPoll = defaults.Positive(c.LongPoll, DefaultLongPoll)
+	c.MaxBatch = defaults.Positive(c.MaxBatch, DefaultMaxBatch)
+	c.AgentVersion = cmp.Or(c.AgentVersion, DefaultAgentVersion)
 }
 
 // FeedKind says which API a feed belongs to.
