@@ -14,8 +14,9 @@ import (
 
 // newMetrics builds the registry served on /metrics. The bridge keeps plain
 // counters (library packages know nothing of Prometheus); they are read at
-// scrape time. lat is the batch latency histogram the bridge reports to. Names follow Prometheus conventions: one prefix, base units,
-// _total on counters, no high-cardinality labels (no stream or user ids).
+// scrape time; lat is the batch latency histogram the bridge reports to.
+// Names follow Prometheus conventions: one prefix, base units, _total on
+// counters, no high-cardinality labels (no stream or user ids).
 // Nothing here can carry a secret: only numbers and the version.
 func newMetrics(b *bridge.Bridge, nc *nats.Conn, source string, lat *batchLatency) *prometheus.Registry {
 	reg := prometheus.NewRegistry()

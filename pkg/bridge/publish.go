@@ -99,7 +99,7 @@ func (b *Bridge) prepare(ctx context.Context, events []symphony.Event) ([]*item,
 		it := &all[i]
 		it.ev = ev
 		if ev.Err != nil {
-			it.msgID = deadLetterID(ev)
+			it.msgID = deadLetterID(ev, "")
 		} else {
 			it.msgID = symphony.MsgID(ev)
 		}
@@ -280,7 +280,11 @@ func (b *Bridge) toDeadLetter(ctx context.Context, it *item, reason string) {
 	v := subjects.FromEvent(ev, b.cfg.Pod, b.cfg.Source)
 	subject := b.cfg.DeadLetter.Subject(&v)
 	it.dead, it.reason = true, reason
-	it.msgID = deadLetterID(ev)
+	own := "" // the event's own Msg-Id, computed once for the id and the header
+	if ev.Err == nil {
+		own = symphony.MsgID(ev)
+	}
+	it.msgID = deadLetterID(ev, own)
 
 	h := make(nats.Header, 10)
 	h[jetstream.MsgIDHeader] = []string{it.msgID}
@@ -290,7 +294,7 @@ func (b *Bridge) toDeadLetter(ctx context.Context, it *item, reason string) {
 	h[HeaderOriginalSize] = []string{strconv.Itoa(len(ev.Raw))}
 	if it.subject != "" {
 		h[HeaderOriginalSubject] = []string{it.subject}
-		h[HeaderOriginalMsgID] = []string{symphony.MsgID(ev)}
+		h[HeaderOriginalMsgID] = []string{own}
 	}
 	if ev.Type != "" {
 		h[HeaderEventType] = []string{cleanHeader(truncateString(ev.Type, 256))}
@@ -313,14 +317,15 @@ func (b *Bridge) toDeadLetter(ctx context.Context, it *item, reason string) {
 }
 
 // deadLetterID is the Msg-Id of ev's dead letter, prefixed so that it never
-// equals a normal message's: for an event that decodes, its own Msg-Id
+// equals a normal message's: for an event that decodes, own, its own Msg-Id
 // ([symphony.MsgID]), which a redelivery re-serialised by the Agent keeps;
-// for one that does not, a hash of its raw bytes, the only identity it has.
-func deadLetterID(ev *symphony.Event) string {
-	if ev.Err != nil {
+// for one that does not (own ""), a hash of its raw bytes, the only identity
+// it has.
+func deadLetterID(ev *symphony.Event, own string) string {
+	if own == "" {
 		return deadLetterIDPrefix + symphony.RawMsgID(ev.Raw)
 	}
-	return deadLetterIDPrefix + symphony.MsgID(ev)
+	return deadLetterIDPrefix + own
 }
 
 // deadLetterLimit is the size a dead letter must fit in: Config.MaxMsgBytes,
