@@ -68,7 +68,8 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 	cfg.PingInterval = defaults.Positive(cfg.PingInterval, DefaultPingInterval)
 	cfg.MaxPingsOut = defaults.Positive(cfg.MaxPingsOut, DefaultMaxPingsOut)
 	cfg.ConnectTimeout = defaults.Positive(cfg.ConnectTimeout, DefaultConnectTimeout)
-	log := logger.With("nats", redact.URLList(cfg.URL))
+	shown := redact.URLList(cfg.URL) // the URLs as logs and errors show them
+	log := logger.With("nats", shown)
 	// failed carries the errors of connection attempts to the start-up wait
 	// below; once connected nobody reads it and the handler drops them.
 	failed := make(chan error, 1)
@@ -113,7 +114,7 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 	}
 	nc, err := nats.Connect(cfg.URL, append(opts, cfg.Options...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", redact.URLList(cfg.URL), err)
+		return nil, fmt.Errorf("connect to NATS %s: %w", shown, err)
 	}
 
 	status := nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
@@ -130,25 +131,25 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 		select {
 		case <-ctx.Done():
 			nc.Close()
-			return nil, fmt.Errorf("connect to NATS %s: %w", redact.URLList(cfg.URL), ctx.Err())
+			return nil, fmt.Errorf("connect to NATS %s: %w", shown, ctx.Err())
 		case err = <-failed:
 		case <-poll.C:
 			err = nc.LastError()
 		case st, ok := <-status:
 			if !ok || st == nats.CLOSED {
 				if err := nc.LastError(); err != nil {
-					return nil, fmt.Errorf("connect to NATS %s: connection closed: %w", redact.URLList(cfg.URL), err)
+					return nil, fmt.Errorf("connect to NATS %s: connection closed: %w", shown, err)
 				}
-				return nil, fmt.Errorf("connect to NATS %s: connection closed", redact.URLList(cfg.URL))
+				return nil, fmt.Errorf("connect to NATS %s: connection closed", shown)
 			}
 		}
 		if err != nil && certificateRefused(err) {
 			nc.Close()
 			if closedAfterHandshake(err) {
 				return nil, fmt.Errorf("connect to NATS %s: %w (the server probably wants a client certificate it did not get or accept)",
-					redact.URLList(cfg.URL), err)
+					shown, err)
 			}
-			return nil, fmt.Errorf("connect to NATS %s: %w", redact.URLList(cfg.URL), err)
+			return nil, fmt.Errorf("connect to NATS %s: %w", shown, err)
 		}
 	}
 	return nc, nil
