@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 
 	"github.com/symbridge/symbridge/internal/config"
@@ -58,12 +59,19 @@ func envNames(environ []string) map[string]bool {
 	return m
 }
 
+// gcSettings reads GOGC (-1 = off) and the soft memory limit
+// (math.MaxInt64 = none) through runtime/metrics, which, unlike
+// debug.SetGCPercent, reads without setting.
+func gcSettings() (percent int, limit int64) {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(s)
+	return int(int64(s[0].Value.Uint64())), int64(s[1].Value.Uint64())
+}
+
 // runtimeSettings are the settings in force, for the start-up log line.
 func runtimeSettings() []any {
-	percent := debug.SetGCPercent(100)
-	debug.SetGCPercent(percent)
-	return []any{"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", percent,
-		"memory_limit", debug.SetMemoryLimit(-1)} // a negative limit only reads
+	percent, limit := gcSettings()
+	return []any{"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", percent, "memory_limit", limit}
 }
 
 func logRuntime(logger *slog.Logger) {

@@ -2,19 +2,12 @@ package main
 
 import (
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"testing"
 
 	"github.com/symbridge/symbridge/internal/config"
 	"github.com/symbridge/symbridge/internal/dedupe"
 )
-
-func gcSettings() (percent int, limit int64) {
-	percent = debug.SetGCPercent(100)
-	debug.SetGCPercent(percent)
-	return percent, debug.SetMemoryLimit(-1) // a negative limit only reads
-}
 
 // TestTuneRuntime: the configured settings apply only where the
 // environment is silent, Go's defaults (maxProcs 0, no memory limit) are

@@ -127,14 +127,9 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if err != nil {
 		return err
 	}
-	streamCfg := bridge.StreamConfig{
-		Name: cfg.NATS.Stream.Name, Subjects: cfg.NATS.Stream.Subjects,
-		Duplicates: cfg.NATS.Stream.Duplicates, MaxAge: cfg.NATS.Stream.MaxAge,
-		Replicas: cfg.NATS.Stream.Replicas, MaxMsgSize: cfg.NATS.Stream.MaxMsgSize,
-	}
 	life.setStep("creating or checking the stream")
 	if err := retryStartup(ctx, logger, "stream", func(ctx context.Context) error {
-		_, err := bridge.EnsureStream(ctx, js, streamCfg, []string{subj.Filter(), dead.Filter()}, logger)
+		_, err := bridge.EnsureStream(ctx, js, cfg.NATS.Stream.Bridge(), []string{subj.Filter(), dead.Filter()}, logger)
 		if permanentStreamError(err) {
 			return permanent{err}
 		}

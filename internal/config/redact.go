@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/symbridge/symbridge/internal/redact"
+	"github.com/symbridge/symbridge/pkg/symphony"
 )
 
 const redacted = redact.Redacted
@@ -98,11 +99,11 @@ func (c Config) pairs() [][2]string {
 		{"datafeed.tag", c.Datafeed.Tag},
 		{"datafeed.includeInvisible", fmt.Sprint(c.Datafeed.IncludeInvisible)},
 		{"datafeed.idFilePath", c.Datafeed.IDFilePath},
-		{"datafeed.retry", retryString(c.Datafeed.Retry.MaxAttempts, c.Datafeed.Retry.Initial.String(), c.Datafeed.Retry.Multiplier, c.Datafeed.Retry.Max.String())},
+		{"datafeed.retry", retryString(c.Datafeed.Retry)},
 		{"datahose.tag", c.Datahose.Tag},
 		{"datahose.eventTypes", strings.Join(c.Datahose.EventTypes, ",")},
 		{"datahose.scopes", strings.Join(c.Datahose.Scopes, ",")},
-		{"datahose.retry", retryString(c.Datahose.Retry.MaxAttempts, c.Datahose.Retry.Initial.String(), c.Datahose.Retry.Multiplier, c.Datahose.Retry.Max.String())},
+		{"datahose.retry", retryString(c.Datahose.Retry)},
 		{"bridge.source", c.Bridge.Source},
 		{"bridge.pod", c.Bridge.Pod},
 		{"bridge.subject", c.Bridge.Subject},
@@ -126,8 +127,8 @@ func (c Config) pairs() [][2]string {
 	return p
 }
 
-func retryString(attempts int, initial string, mult float64, max string) string {
-	return fmt.Sprintf("maxAttempts=%d initial=%s multiplier=%g max=%s", attempts, initial, mult, max)
+func retryString(r symphony.RetryConfig) string {
+	return fmt.Sprintf("maxAttempts=%d initial=%s multiplier=%g max=%s", r.MaxAttempts, r.Initial, r.Multiplier, r.Max)
 }
 
 // String keeps the NATS token and password out of prints of the section.

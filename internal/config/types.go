@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/symbridge/symbridge/internal/redact"
+	"github.com/symbridge/symbridge/pkg/bridge"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
 
@@ -115,6 +116,13 @@ type StreamConfig struct {
 	MaxAge     time.Duration `koanf:"maxAge" default:"168h" desc:"message retention (0 = unlimited)"`
 	Replicas   int           `koanf:"replicas" default:"1" desc:"stream replicas, 1 to 5"`
 	MaxMsgSize int32         `koanf:"maxMsgSize" default:"0" desc:"largest message the stream accepts, in bytes (0 = server default, -1 = unlimited)"`
+}
+
+// Bridge is the stream as pkg/bridge takes it: Validate checks it, run
+// creates or verifies it.
+func (s StreamConfig) Bridge() bridge.StreamConfig {
+	return bridge.StreamConfig{Name: s.Name, Subjects: s.Subjects, Duplicates: s.Duplicates, MaxAge: s.MaxAge,
+		Replicas: s.Replicas, MaxMsgSize: s.MaxMsgSize}
 }
 
 // EmbeddedConfig is the in-process nats-server.

@@ -93,10 +93,7 @@ func (c *Config) Validate() error {
 	reject((n.TLS.CertFile == "") != (n.TLS.KeyFile == ""), "nats.tls.certFile, nats.tls.keyFile: set both or neither")
 	reject(n.CredsFile != "" && n.NKeyFile != "", "nats.credsFile, nats.nkeyFile: set only one of them")
 	reject(n.PingInterval <= 0, "nats.pingInterval: must be positive, got %s", n.PingInterval)
-	s := n.Stream
-	err := bridge.StreamConfig{Name: s.Name, Subjects: s.Subjects, Duplicates: s.Duplicates, MaxAge: s.MaxAge,
-		Replicas: s.Replicas, MaxMsgSize: s.MaxMsgSize}.Validate()
-	errs = append(errs, keyed(err, "nats.stream.", nil)...)
+	errs = append(errs, keyed(n.Stream.Bridge().Validate(), "nats.stream.", nil)...)
 
 	if c.HTTP.Listen != "" {
 		err := checkHostPort(c.HTTP.Listen)

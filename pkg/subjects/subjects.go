@@ -41,7 +41,7 @@ const (
 // ErrInvalidTemplate is wrapped by every [Compile] error.
 var ErrInvalidTemplate = errors.New("invalid subject template")
 
-// ErrInvalidSubject is wrapped by every [ValidSubject] error.
+// ErrInvalidSubject is wrapped by every [ValidSubject] and [ValidFilter] error.
 var ErrInvalidSubject = errors.New("invalid subject")
 
 type placeholder uint8
