@@ -83,14 +83,15 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if cfg.InsecureSkipVerify {
 		logger.Warn("ssl.insecureSkipVerify: the Agent's and pod's TLS certificates are not verified; anyone on the path can read events and steal tokens")
 	}
-	// Validate compiled both templates already.
+	// Validate compiled both templates already; a caller that skipped it
+	// still gets the key named.
 	subj, err := subjects.Compile(cfg.Bridge.Subject)
 	if err != nil {
-		return usageError{err}
+		return usagef("bridge.subject: %w", err)
 	}
 	dead, err := subjects.Compile(cfg.Bridge.DeadLetter)
 	if err != nil {
-		return usageError{err}
+		return usagef("bridge.deadLetter: %w", err)
 	}
 
 	natsURL := cfg.NATS.URL
