@@ -860,13 +860,14 @@ header_field(natsMsg *msg, const char *key, char *out, size_t outsz)
 /* Connection callbacks                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* The disconnected and closed callbacks: closure is the line to log, unless
+ * the connection is being closed on purpose. */
 static void
-on_disconnected(natsConnection *nc, void *closure)
+on_conn_lost(natsConnection *nc, void *closure)
 {
     (void) nc;
-    (void) closure;
     if (!closing)
-        logf_("disconnected from the server; reconnecting");
+        logf_("%s", (const char *) closure);
 }
 
 static void
@@ -878,15 +879,6 @@ on_reconnected(natsConnection *nc, void *closure)
     if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
         snprintf(url, sizeof(url), "the server");
     logf_("reconnected to %s", url);
-}
-
-static void
-on_closed(natsConnection *nc, void *closure)
-{
-    (void) nc;
-    (void) closure;
-    if (!closing)
-        logf_("connection closed");
 }
 
 static void
@@ -1285,9 +1277,10 @@ main(int argc, char **argv)
     if (s == NATS_OK) s = natsOptions_SetName(nopts, "symbridge-c-worker");
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(nopts, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(nopts, 1000);
-    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(nopts, on_disconnected, NULL);
+    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(nopts, on_conn_lost,
+                              (void *) "disconnected from the server; reconnecting");
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(nopts, on_reconnected, NULL);
-    if (s == NATS_OK) s = natsOptions_SetClosedCB(nopts, on_closed, NULL);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(nopts, on_conn_lost, (void *) "connection closed");
     if (s == NATS_OK) s = natsOptions_SetErrorHandler(nopts, on_async_error, NULL);
     if ((s == NATS_OK) && (o.creds != NULL))
         s = natsOptions_SetUserCredentialsFromFiles(nopts, o.creds, NULL);
