@@ -1037,6 +1037,7 @@ join_consumer(natsConnection *nc, jsCtx *js, const options *o, natsSubscription 
          * consumer as it is. */
         int     err_code = 0;
         char    desc[256];
+        bool    created;
 
         s = create_consumer(nc, o, &err_code, desc, sizeof(desc));
         if ((s == NATS_NO_RESPONDERS) || (s == NATS_TIMEOUT))
@@ -1063,31 +1064,29 @@ join_consumer(natsConnection *nc, jsCtx *js, const options *o, natsSubscription 
         else if ((s != NATS_OK) && (s != NATS_ERR))
             snprintf(desc, sizeof(desc), "%s", nats_reason(s));
 
-        if ((s != NATS_OK) && (err_code == JSStreamNotFoundErr))
+        created = (s == NATS_OK);
+        if (!created && (err_code == JSStreamNotFoundErr))
         {
             logf_("stream %s does not exist", o->stream);
             return false;
         }
-        if (s == NATS_OK)
+        if (created)
             logf_("created consumer %s/%s (filter %s, ack wait %.3fs, max ack pending %" PRId64 ")",
                   o->stream, o->durable, o->filter, (double) o->ack_wait_ns / 1e9,
                   o->max_ack_pending);
 
+        /* Created or not, the consumer must be there now. */
         jerr = 0;
-        s = (s == NATS_OK ? NATS_OK : NATS_ERR);
-        {
-            natsStatus gs = js_GetConsumerInfo(&ci, js, o->stream, o->durable, NULL, &jerr);
-
-            if (gs != NATS_OK)
-            {
-                if (s != NATS_OK)
-                    logf_("create consumer %s/%s: %s", o->stream, o->durable, desc);
-                else
-                    logf_("consumer %s/%s: %s", o->stream, o->durable, nats_reason(gs));
-                return false;
-            }
-        }
+        s = js_GetConsumerInfo(&ci, js, o->stream, o->durable, NULL, &jerr);
         if (s != NATS_OK)
+        {
+            if (created)
+                logf_("consumer %s/%s: %s", o->stream, o->durable, nats_reason(s));
+            else
+                logf_("create consumer %s/%s: %s", o->stream, o->durable, desc);
+            return false;
+        }
+        if (!created)
             logf_("consumer %s/%s was created meanwhile by another worker (%s); joining it as it is",
                   o->stream, o->durable, desc);
     }
