@@ -523,8 +523,6 @@ extract_initiator(const unsigned char *p, size_t n, char *out, size_t outsz)
             out[k++] = (char) p[u];
     }
     if ((k == 0) || ((k == 1) && (out[0] == '-')))
-        k = 0;
-    if (k == 0)
         snprintf(out, outsz, "-");
     else
         out[k] = '\0';
