@@ -523,8 +523,6 @@ extract_initiator(const unsigned char *p, size_t n, char *out, size_t outsz)
             out[k++] = (char) p[u];
     }
     if ((k == 0) || ((k == 1) && (out[0] == '-')))
-        k = 0;
-    if (k == 0)
         snprintf(out, outsz, "-");
     else
         out[k] = '\0';
@@ -860,13 +858,14 @@ header_field(natsMsg *msg, const char *key, char *out, size_t outsz)
 /* Connection callbacks                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* The disconnected and closed callbacks: closure is the line to log, unless
+ * the connection is being closed on purpose. */
 static void
-on_disconnected(natsConnection *nc, void *closure)
+on_conn_lost(natsConnection *nc, void *closure)
 {
     (void) nc;
-    (void) closure;
     if (!closing)
-        logf_("disconnected from the server; reconnecting");
+        logf_("%s", (const char *) closure);
 }
 
 static void
@@ -878,15 +877,6 @@ on_reconnected(natsConnection *nc, void *closure)
     if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
         snprintf(url, sizeof(url), "the server");
     logf_("reconnected to %s", url);
-}
-
-static void
-on_closed(natsConnection *nc, void *closure)
-{
-    (void) nc;
-    (void) closure;
-    if (!closing)
-        logf_("connection closed");
 }
 
 static void
@@ -1045,6 +1035,7 @@ join_consumer(natsConnection *nc, jsCtx *js, const options *o, natsSubscription 
          * consumer as it is. */
         int     err_code = 0;
         char    desc[256];
+        bool    created;
 
         s = create_consumer(nc, o, &err_code, desc, sizeof(desc));
         if ((s == NATS_NO_RESPONDERS) || (s == NATS_TIMEOUT))
@@ -1071,31 +1062,29 @@ join_consumer(natsConnection *nc, jsCtx *js, const options *o, natsSubscription 
         else if ((s != NATS_OK) && (s != NATS_ERR))
             snprintf(desc, sizeof(desc), "%s", nats_reason(s));
 
-        if ((s != NATS_OK) && (err_code == JSStreamNotFoundErr))
+        created = (s == NATS_OK);
+        if (!created && (err_code == JSStreamNotFoundErr))
         {
             logf_("stream %s does not exist", o->stream);
             return false;
         }
-        if (s == NATS_OK)
+        if (created)
             logf_("created consumer %s/%s (filter %s, ack wait %.3fs, max ack pending %" PRId64 ")",
                   o->stream, o->durable, o->filter, (double) o->ack_wait_ns / 1e9,
                   o->max_ack_pending);
 
+        /* Created or not, the consumer must be there now. */
         jerr = 0;
-        s = (s == NATS_OK ? NATS_OK : NATS_ERR);
-        {
-            natsStatus gs = js_GetConsumerInfo(&ci, js, o->stream, o->durable, NULL, &jerr);
-
-            if (gs != NATS_OK)
-            {
-                if (s != NATS_OK)
-                    logf_("create consumer %s/%s: %s", o->stream, o->durable, desc);
-                else
-                    logf_("consumer %s/%s: %s", o->stream, o->durable, nats_reason(gs));
-                return false;
-            }
-        }
+        s = js_GetConsumerInfo(&ci, js, o->stream, o->durable, NULL, &jerr);
         if (s != NATS_OK)
+        {
+            if (created)
+                logf_("consumer %s/%s: %s", o->stream, o->durable, nats_reason(s));
+            else
+                logf_("create consumer %s/%s: %s", o->stream, o->durable, desc);
+            return false;
+        }
+        if (!created)
             logf_("consumer %s/%s was created meanwhile by another worker (%s); joining it as it is",
                   o->stream, o->durable, desc);
     }
@@ -1285,9 +1274,10 @@ main(int argc, char **argv)
     if (s == NATS_OK) s = natsOptions_SetName(nopts, "symbridge-c-worker");
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(nopts, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(nopts, 1000);
-    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(nopts, on_disconnected, NULL);
+    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(nopts, on_conn_lost,
+                              (void *) "disconnected from the server; reconnecting");
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(nopts, on_reconnected, NULL);
-    if (s == NATS_OK) s = natsOptions_SetClosedCB(nopts, on_closed, NULL);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(nopts, on_conn_lost, (void *) "connection closed");
     if (s == NATS_OK) s = natsOptions_SetErrorHandler(nopts, on_async_error, NULL);
     if ((s == NATS_OK) && (o.creds != NULL))
         s = natsOptions_SetUserCredentialsFromFiles(nopts, o.creds, NULL);

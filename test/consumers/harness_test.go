@@ -5,7 +5,6 @@ package consumers_test
 import (
 	"bufio"
 	"context"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,17 +94,6 @@ func workers(t testing.TB) (goWorker, cWorker string) {
 	return binaries.goWorker, binaries.cWork
 }
 
-// key returns the bot's RSA key and its PKCS#1 PEM, generated once per test
-// binary.
-func key(t testing.TB) (*rsa.PrivateKey, []byte) {
-	t.Helper()
-	k, pemKey, err := symphonytest.BotKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k, pemKey
-}
-
 // env is one simulated Agent with the bridge's datafeed opened on it, one
 // embedded JetStream with the stream, and the bridge (started on demand).
 type env struct {
@@ -122,11 +110,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	k, pemKey := key(t)
+	k, pemKey, err := symphonytest.BotKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := &env{t: t, srv: natstest.RunServer(t), logs: &testlog.Buffer{}, dir: t.TempDir(),
 		gen: symphonytest.NewGenerator(symphonytest.GeneratorConfig{Seed: 9, NoIDRate: 0.1, SharedIDRate: 0.2, UnknownTypeRate: 0.05})}
 	e.js = natstest.JetStream(t, e.srv)
-	var err error
 	e.stream, err = bridge.EnsureStream(t.Context(), e.js, bridge.StreamConfig{Name: streamName}, []string{"symphony.>"}, nil)
 	if err != nil {
 		t.Fatalf("EnsureStream: %v", err)

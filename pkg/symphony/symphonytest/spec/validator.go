@@ -92,7 +92,7 @@ type ValidatorStats struct {
 // checked. It is safe for concurrent use.
 //
 // The only exemptions are listed: responses produced by fault injection or
-// carrying events emitted with [Agent.EmitMalformed] (marked by the Agent),
+// carrying events emitted with symphonytest's Agent.EmitMalformed (marked by the Agent),
 // endpoints no supplied spec covers (/pod/v2/sessioninfo), and the body of a
 // 204, which HTTP forbids although the spec attaches a schema to the delete
 // endpoint's 204.
@@ -381,7 +381,7 @@ func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
 // RoundTripper validates, on the client side, every request sent through
 // next and every response received (next nil: http.DefaultTransport).
-// Responses carrying [FaultHeader] are exempt; a connection reset leaves
+// Responses carrying the fault header (symphonytest.FaultHeader) are exempt; a connection reset leaves
 // nothing to validate. It reads each validated response body whole before
 // returning it.
 func (v *Validator) RoundTripper(next http.RoundTripper, report func(Failure)) http.RoundTripper {
