@@ -137,7 +137,7 @@ var (
 func loadSpecSet(specDir string) (*specSet, error) {
 	dir, err := filepath.Abs(specDir)
 	if err != nil {
-		return nil, fmt.Errorf("symphonytest: spec directory: %w", err)
+		return nil, fmt.Errorf("spec: directory: %w", err)
 	}
 	specCacheMu.Lock()
 	defer specCacheMu.Unlock()
@@ -148,7 +148,7 @@ func loadSpecSet(specDir string) (*specSet, error) {
 	for _, name := range []string{SpecAgent, SpecAgentDeprecated, SpecLogin, SpecAuthenticator} {
 		doc, err := loadSpec(context.Background(), filepath.Join(dir, filepath.FromSlash(name)))
 		if err != nil {
-			return nil, fmt.Errorf("symphonytest: spec %s: %w", name, err)
+			return nil, fmt.Errorf("spec: %s: %w", name, err)
 		}
 		doc.Servers = nil
 		for _, prefix := range specServers[name] {
@@ -156,7 +156,7 @@ func loadSpecSet(specDir string) (*specSet, error) {
 		}
 		r, err := gorillamux.NewRouter(doc)
 		if err != nil {
-			return nil, fmt.Errorf("symphonytest: spec %s: router: %w", name, err)
+			return nil, fmt.Errorf("spec: %s: router: %w", name, err)
 		}
 		set.routers = append(set.routers, r)
 		if name == SpecAgent {
@@ -438,7 +438,7 @@ func (v *Validator) ValidateSchema(name string, body []byte) error {
 	}
 	ref := v.agent.Components.Schemas[name]
 	if ref == nil || ref.Value == nil {
-		return fmt.Errorf("symphonytest: no schema %q in %s", name, SpecAgent)
+		return fmt.Errorf("spec: no schema %q in %s", name, SpecAgent)
 	}
 	schema := ref.Value
 	if array {
