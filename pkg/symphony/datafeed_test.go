@@ -433,9 +433,11 @@ func TestDatafeedV2_RecreationFailures(t *testing.T) {
 	}
 }
 
-// Two readers' chains: reader X's read recreates the feed and long-polls the
-// new one; meanwhile reader Y reads. The recreation is reported once, by X's
-// batch (a flag shared by the readers was reported by both).
+// Reader X's read recreates the feed and long-polls the new one; meanwhile
+// a fresh reader N (no ackId yet) reads the new feed and finishes, and
+// reader Y, whose ackId belongs to the old feed, reads too. The recreation is
+// reported once, by X's batch (a flag shared by the readers was reported by
+// N as well as by X).
 func TestDatafeedV2_RecreationReportedOnce(t *testing.T) {
 	s := newStub(t)
 	fs := newFeedStub(t, s)
@@ -474,31 +476,30 @@ func TestDatafeedV2_RecreationReportedOnce(t *testing.T) {
 		b   symphony.Batch
 		err error
 	}
-	x, y := make(chan result, 1), make(chan result, 1)
+	x, y, n := make(chan result, 1), make(chan result, 1), make(chan result, 1)
 	go func() { b, err := df.Read(ctx, "x1"); x <- result{b, err} }()
 	<-xPolling
+	// Y's ackId earns a 400: its recovery waits for X's to end.
 	go func() { b, err := df.Read(ctx, "y1"); y <- result{b, err} }()
-	var ry result
-	yDone := false
-	select { // give Y time to finish while X still polls
-	case ry = <-y:
-		yDone = true
-	case <-time.After(500 * time.Millisecond):
+	// N needs no recovery: it finishes while X still polls.
+	go func() { b, err := df.Read(ctx, ""); n <- result{b, err} }()
+	var rn result
+	select {
+	case rn = <-n:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a fresh reader's read of the new feed waited for X's long poll")
 	}
 	close(release)
-	rx := <-x
-	if !yDone {
-		ry = <-y
+	rx, ry := <-x, <-y
+	if rx.err != nil || ry.err != nil || rn.err != nil {
+		t.Fatalf("reads: %v, %v, %v", rx.err, ry.err, rn.err)
 	}
-	if rx.err != nil || ry.err != nil {
-		t.Fatalf("reads: %v, %v", rx.err, ry.err)
+	if !rx.b.FeedRecreated || ry.b.FeedRecreated || rn.b.FeedRecreated {
+		t.Errorf("FeedRecreated: reader X %t, reader Y %t, reader N %t; want true, false, false (one recreation, reported once)",
+			rx.b.FeedRecreated, ry.b.FeedRecreated, rn.b.FeedRecreated)
 	}
-	if !rx.b.FeedRecreated || ry.b.FeedRecreated {
-		t.Errorf("FeedRecreated: reader X %t, reader Y %t; want true, false (one recreation, reported once)",
-			rx.b.FeedRecreated, ry.b.FeedRecreated)
-	}
-	if rx.b.FeedID != newID || ry.b.FeedID != newID {
-		t.Errorf("feeds read: %s, %s; want %s", rx.b.FeedID, ry.b.FeedID, newID)
+	if rx.b.FeedID != newID || ry.b.FeedID != newID || rn.b.FeedID != newID {
+		t.Errorf("feeds read: %s, %s, %s; want %s", rx.b.FeedID, ry.b.FeedID, rn.b.FeedID, newID)
 	}
 }
 
