@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,32 +380,48 @@ func TestDatafeedV2_400_Recreates(t *testing.T) {
 	}
 }
 
+// openGoneFeed opens a datafeed v2 on the stub's feed old_f, then unlists
+// old_f, as the Agent does once a feed is gone.
+func openGoneFeed(t *testing.T, s *stubSymphony, fs *feedStub) *symphony.DatafeedV2 {
+	t.Helper()
+	fs.with(func(f *feedStub) { f.tagged = []string{"old_f"} })
+	df := symphony.NewDatafeedV2(s.client(), symphony.DatafeedOptions{})
+	if _, err := df.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fs.with(func(f *feedStub) { f.tagged = nil })
+	return df
+}
+
+// goneFeedRead answers the reads of a feed stub whose feed old_f is gone:
+// 400 for old_f, a 503 for the next read of a new feed while *failNext is
+// set (it is then cleared), 400 for an ackId the new feed never issued, and
+// otherwise one event with ackId "n1". Set it with f.with.
+func goneFeedRead(failNext *bool) func(id, ackID string) (int, string) {
+	return func(id, ackID string) (int, string) {
+		switch {
+		case id == "old_f":
+			return 400, err400
+		case *failNext:
+			*failNext = false
+			return 503, `{"code":503,"message":"later"}`
+		case ackID != "":
+			return 400, err400 // the new feed never saw an ackId
+		}
+		return 200, eventList("n1", oneEvent)
+	}
+}
+
 func TestDatafeedV2_RecreationFailures(t *testing.T) {
 	s := newStub(t)
 	fs := newFeedStub(t, s)
 	var newFeedFails bool
 	fs.with(func(f *feedStub) {
-		f.tagged = []string{"old_f"}
 		f.createStatus = []int{500} // first recreation attempt fails
-		f.read = func(id, ackID string) (int, string) {
-			switch {
-			case id == "old_f":
-				return 400, err400
-			case newFeedFails:
-				newFeedFails = false
-				return 503, `{"code":503,"message":"later"}`
-			case ackID != "":
-				return 400, err400 // the new feed never saw an ackId
-			}
-			return 200, eventList("n1", oneEvent)
-		}
+		f.read = goneFeedRead(&newFeedFails)
 	})
-	df := symphony.NewDatafeedV2(s.client(), symphony.DatafeedOptions{})
+	df := openGoneFeed(t, s, fs)
 	ctx := context.Background()
-	if _, err := df.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fs.with(func(f *feedStub) { f.tagged = nil })
 
 	// 1: the create fails: ErrFeedGone, transient, naming the feed.
 	_, err := df.Read(ctx, "a1")
@@ -500,6 +517,61 @@ func TestDatafeedV2_RecreationReportedOnce(t *testing.T) {
 	}
 	if rx.b.FeedID != newID || ry.b.FeedID != newID || rn.b.FeedID != newID {
 		t.Errorf("feeds read: %s, %s, %s; want %s", rx.b.FeedID, ry.b.FeedID, rn.b.FeedID, newID)
+	}
+}
+
+// A read with no ackId yet recreates the feed, and the new feed's first read
+// fails: the recreation is owed to the chain "", which every fresh reader
+// shares. Two such reads at once both see the debt; only one reports it.
+func TestDatafeedV2_OwedRecreationReportedOnce(t *testing.T) {
+	s := newStub(t)
+	fs := newFeedStub(t, s)
+	newID := fmt.Sprintf("%032x_f", 1)
+	newFeedFails := true
+	fs.with(func(f *feedStub) { f.read = goneFeedRead(&newFeedFails) })
+	df := openGoneFeed(t, s, fs)
+	ctx := context.Background()
+	if _, err := df.Read(ctx, ""); symphony.Classify(err) != symphony.ClassRetry || err == nil {
+		t.Fatalf("err = %v, want a transient error (the new feed's first read)", err)
+	}
+
+	// Both reads reach the Agent before either is answered.
+	var arrived atomic.Int32
+	both := make(chan struct{})
+	fs.with(func(f *feedStub) {
+		f.hold = func(id, _ string) {
+			if id != newID {
+				return
+			}
+			if arrived.Add(1) == 2 {
+				close(both)
+			}
+			select {
+			case <-both:
+			case <-time.After(10 * time.Second): // the check below fails
+			}
+		}
+	})
+	type result struct {
+		b   symphony.Batch
+		err error
+	}
+	res := make(chan result, 2)
+	for range 2 {
+		go func() { b, err := df.Read(ctx, ""); res <- result{b, err} }()
+	}
+	reported := 0
+	for range 2 {
+		r := <-res
+		if r.err != nil || r.b.FeedID != newID {
+			t.Fatalf("read: feed %s, %v; want a batch of %s", r.b.FeedID, r.err, newID)
+		}
+		if r.b.FeedRecreated {
+			reported++
+		}
+	}
+	if reported != 1 {
+		t.Errorf("the recreation was reported by %d batches, want 1", reported)
 	}
 }
 
