@@ -14,11 +14,7 @@ import "fmt"
 // decodes (see [decoder.events]).
 func decodeBatch(op string, resp response, array bool) (Batch, error) {
 	// The body is ours (read into a fresh buffer): events may point into it.
-	decode := decodeEventListOwned
-	if array {
-		decode = DecodeEventArray
-	}
-	b, err := decode(resp.body)
+	b, err := decodeBody(resp.body, array, true)
 	if err != nil {
 		return Batch{}, fmt.Errorf("%s: %w (%s)", op, err, resp.describe())
 	}

@@ -71,7 +71,8 @@ type DatafeedV2 struct {
 	// ackId (a failed read does not advance it): its next batch reports the
 	// recreation, once, and the ackId, which belongs to the old feed, is
 	// not sent. Other chains are told nothing: the recreation is theirs to
-	// report only when their own read recreates the feed.
+	// report only when their own read recreates the feed. Chains that have
+	// no ackId yet all share the key "": one of them reports the debt.
 	owed map[string]bool
 }
 
@@ -230,10 +231,13 @@ func (f *DatafeedV2) Read(ctx context.Context, ackID string) (Batch, error) {
 		return Batch{}, err
 	}
 	if owed {
+		// Claimed under the lock: of two Reads that both saw the debt
+		// (chains share the key "", every reader's first ackId), only one
+		// reports it.
 		f.mu.Lock()
+		b.FeedRecreated = b.FeedRecreated || f.owed[chain]
 		delete(f.owed, chain)
 		f.mu.Unlock()
-		b.FeedRecreated = true
 	}
 	return b, nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,32 +380,48 @@ func TestDatafeedV2_400_Recreates(t *testing.T) {
 	}
 }
 
+// openGoneFeed opens a datafeed v2 on the stub's feed old_f, then unlists
+// old_f, as the Agent does once a feed is gone.
+func openGoneFeed(t *testing.T, s *stubSymphony, fs *feedStub) *symphony.DatafeedV2 {
+	t.Helper()
+	fs.with(func(f *feedStub) { f.tagged = []string{"old_f"} })
+	df := symphony.NewDatafeedV2(s.client(), symphony.DatafeedOptions{})
+	if _, err := df.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fs.with(func(f *feedStub) { f.tagged = nil })
+	return df
+}
+
+// goneFeedRead answers the reads of a feed stub whose feed old_f is gone:
+// 400 for old_f, a 503 for the next read of a new feed while *failNext is
+// set (it is then cleared), 400 for an ackId the new feed never issued, and
+// otherwise one event with ackId "n1". Set it with f.with.
+func goneFeedRead(failNext *bool) func(id, ackID string) (int, string) {
+	return func(id, ackID string) (int, string) {
+		switch {
+		case id == "old_f":
+			return 400, err400
+		case *failNext:
+			*failNext = false
+			return 503, `{"code":503,"message":"later"}`
+		case ackID != "":
+			return 400, err400 // the new feed never saw an ackId
+		}
+		return 200, eventList("n1", oneEvent)
+	}
+}
+
 func TestDatafeedV2_RecreationFailures(t *testing.T) {
 	s := newStub(t)
 	fs := newFeedStub(t, s)
 	var newFeedFails bool
 	fs.with(func(f *feedStub) {
-		f.tagged = []string{"old_f"}
 		f.createStatus = []int{500} // first recreation attempt fails
-		f.read = func(id, ackID string) (int, string) {
-			switch {
-			case id == "old_f":
-				return 400, err400
-			case newFeedFails:
-				newFeedFails = false
-				return 503, `{"code":503,"message":"later"}`
-			case ackID != "":
-				return 400, err400 // the new feed never saw an ackId
-			}
-			return 200, eventList("n1", oneEvent)
-		}
+		f.read = goneFeedRead(&newFeedFails)
 	})
-	df := symphony.NewDatafeedV2(s.client(), symphony.DatafeedOptions{})
+	df := openGoneFeed(t, s, fs)
 	ctx := context.Background()
-	if _, err := df.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fs.with(func(f *feedStub) { f.tagged = nil })
 
 	// 1: the create fails: ErrFeedGone, transient, naming the feed.
 	_, err := df.Read(ctx, "a1")
@@ -433,9 +450,11 @@ func TestDatafeedV2_RecreationFailures(t *testing.T) {
 	}
 }
 
-// Two readers' chains: reader X's read recreates the feed and long-polls the
-// new one; meanwhile reader Y reads. The recreation is reported once, by X's
-// batch (a flag shared by the readers was reported by both).
+// Reader X's read recreates the feed and long-polls the new one; meanwhile
+// a fresh reader N (no ackId yet) reads the new feed and finishes, and
+// reader Y, whose ackId belongs to the old feed, reads too. The recreation is
+// reported once, by X's batch (a flag shared by the readers was reported by
+// N as well as by X).
 func TestDatafeedV2_RecreationReportedOnce(t *testing.T) {
 	s := newStub(t)
 	fs := newFeedStub(t, s)
@@ -474,31 +493,85 @@ func TestDatafeedV2_RecreationReportedOnce(t *testing.T) {
 		b   symphony.Batch
 		err error
 	}
-	x, y := make(chan result, 1), make(chan result, 1)
+	x, y, n := make(chan result, 1), make(chan result, 1), make(chan result, 1)
 	go func() { b, err := df.Read(ctx, "x1"); x <- result{b, err} }()
 	<-xPolling
+	// Y's ackId earns a 400: its recovery waits for X's to end.
 	go func() { b, err := df.Read(ctx, "y1"); y <- result{b, err} }()
-	var ry result
-	yDone := false
-	select { // give Y time to finish while X still polls
-	case ry = <-y:
-		yDone = true
-	case <-time.After(500 * time.Millisecond):
+	// N needs no recovery: it finishes while X still polls.
+	go func() { b, err := df.Read(ctx, ""); n <- result{b, err} }()
+	var rn result
+	select {
+	case rn = <-n:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a fresh reader's read of the new feed waited for X's long poll")
 	}
 	close(release)
-	rx := <-x
-	if !yDone {
-		ry = <-y
+	rx, ry := <-x, <-y
+	if rx.err != nil || ry.err != nil || rn.err != nil {
+		t.Fatalf("reads: %v, %v, %v", rx.err, ry.err, rn.err)
 	}
-	if rx.err != nil || ry.err != nil {
-		t.Fatalf("reads: %v, %v", rx.err, ry.err)
+	if !rx.b.FeedRecreated || ry.b.FeedRecreated || rn.b.FeedRecreated {
+		t.Errorf("FeedRecreated: reader X %t, reader Y %t, reader N %t; want true, false, false (one recreation, reported once)",
+			rx.b.FeedRecreated, ry.b.FeedRecreated, rn.b.FeedRecreated)
 	}
-	if !rx.b.FeedRecreated || ry.b.FeedRecreated {
-		t.Errorf("FeedRecreated: reader X %t, reader Y %t; want true, false (one recreation, reported once)",
-			rx.b.FeedRecreated, ry.b.FeedRecreated)
+	if rx.b.FeedID != newID || ry.b.FeedID != newID || rn.b.FeedID != newID {
+		t.Errorf("feeds read: %s, %s, %s; want %s", rx.b.FeedID, ry.b.FeedID, rn.b.FeedID, newID)
 	}
-	if rx.b.FeedID != newID || ry.b.FeedID != newID {
-		t.Errorf("feeds read: %s, %s; want %s", rx.b.FeedID, ry.b.FeedID, newID)
+}
+
+// A read with no ackId yet recreates the feed, and the new feed's first read
+// fails: the recreation is owed to the chain "", which every fresh reader
+// shares. Two such reads at once both see the debt; only one reports it.
+func TestDatafeedV2_OwedRecreationReportedOnce(t *testing.T) {
+	s := newStub(t)
+	fs := newFeedStub(t, s)
+	newID := fmt.Sprintf("%032x_f", 1)
+	newFeedFails := true
+	fs.with(func(f *feedStub) { f.read = goneFeedRead(&newFeedFails) })
+	df := openGoneFeed(t, s, fs)
+	ctx := context.Background()
+	if _, err := df.Read(ctx, ""); symphony.Classify(err) != symphony.ClassRetry || err == nil {
+		t.Fatalf("err = %v, want a transient error (the new feed's first read)", err)
+	}
+
+	// Both reads reach the Agent before either is answered.
+	var arrived atomic.Int32
+	both := make(chan struct{})
+	fs.with(func(f *feedStub) {
+		f.hold = func(id, _ string) {
+			if id != newID {
+				return
+			}
+			if arrived.Add(1) == 2 {
+				close(both)
+			}
+			select {
+			case <-both:
+			case <-time.After(10 * time.Second): // the check below fails
+			}
+		}
+	})
+	type result struct {
+		b   symphony.Batch
+		err error
+	}
+	res := make(chan result, 2)
+	for range 2 {
+		go func() { b, err := df.Read(ctx, ""); res <- result{b, err} }()
+	}
+	reported := 0
+	for range 2 {
+		r := <-res
+		if r.err != nil || r.b.FeedID != newID {
+			t.Fatalf("read: feed %s, %v; want a batch of %s", r.b.FeedID, r.err, newID)
+		}
+		if r.b.FeedRecreated {
+			reported++
+		}
+	}
+	if reported != 1 {
+		t.Errorf("the recreation was reported by %d batches, want 1", reported)
 	}
 }
 

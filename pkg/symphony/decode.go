@@ -394,24 +394,30 @@ func (d *decoder) colon() bool {
 const fieldEnd = -2
 
 // field moves to the next member of an object whose '{' is read and
-// returns the index of its key among the names of fs as [fieldSet.match]
-// matches it (-1: another key), the value being left at d.i; fieldEnd past
-// the closing brace (or on error).
+// returns the index of its key among the names of fs (-1: another key),
+// the value being left at d.i; fieldEnd past the closing brace (or on
+// error). Keys match as encoding/json matches struct fields: exactly, else
+// case-insensitively with Unicode folding. A plain ASCII key, nearly every
+// key, is compared as it lies with the one name of its hash; any other key
+// goes to [fieldSet.matchDecoded].
 func (d *decoder) field(first bool, fs *fieldSet) int {
 	key, plain, ok := d.member(first)
 	if !ok {
 		return fieldEnd
 	}
-	if plain && len(key) > 0 { // the usual key, an exact match or none
+	if plain && len(key) > 0 {
 		i := fs.bucket[fieldHash(len(key), key[0])] - 1
 		if i >= 0 && string(key) == fs.names[i] {
-			return int(i)
+			return int(i) // the usual match: no need to look further
 		}
-		if i < 0 && isASCII(key) {
+		if isASCII(key) {
+			if i >= 0 && len(key) == len(fs.names[i]) && strings.EqualFold(string(key), fs.names[i]) {
+				return int(i)
+			}
 			return -1
 		}
 	}
-	return fs.match(key, plain)
+	return fs.matchDecoded(key)
 }
 
 // elem moves to the next element of an array whose '[' is read; false past
@@ -521,24 +527,10 @@ func newFieldSet(names ...string) *fieldSet {
 	return fs
 }
 
-// match returns the index of the name that a key (as scanned; plain: it
-// has no escape) matches as encoding/json matches struct fields (exactly,
-// else case-insensitively with Unicode folding), or -1. A plain ASCII key,
-// nearly every key, is compared as it lies with the one name of its hash;
-// any other key is decoded, then compared with every name.
-func (fs *fieldSet) match(key []byte, plain bool) int {
-	if plain && len(key) > 0 {
-		i := fs.bucket[fieldHash(len(key), key[0])] - 1
-		if i >= 0 && string(key) == fs.names[i] {
-			return int(i) // the usual match: no need to look further
-		}
-		if isASCII(key) {
-			if i >= 0 && len(key) == len(fs.names[i]) && strings.EqualFold(string(key), fs.names[i]) {
-				return int(i)
-			}
-			return -1
-		}
-	}
+// matchDecoded returns the index of the name that a key with an escape or
+// a non-ASCII byte (as scanned) matches once decoded, exactly, else
+// case-insensitively with Unicode folding; -1 for none.
+func (fs *fieldSet) matchDecoded(key []byte) int {
 	key = unquote(key) // also replaces invalid UTF-8, as encoding/json does
 	for i, n := range fs.names {
 		if string(key) == n {

@@ -149,31 +149,32 @@ var ErrBadResponse = errors.New("unparsable response from the Agent")
 // A body that is not such an object is an error wrapping [ErrBadResponse];
 // single events that cannot be routed come back with their Err set.
 func DecodeEventList(body []byte) (Batch, error) {
-	return decodeEventList(body, false)
+	return decodeBody(body, false, false)
 }
 
-// decodeEventListOwned is DecodeEventList for a body nobody else holds or
-// will reuse (the client's freshly read answer): the events' Raw point into
-// it instead of into a copy.
-func decodeEventListOwned(body []byte) (Batch, error) {
-	return decodeEventList(body, true)
+// DecodeEventArray decodes a bare JSON array of events (datafeed v1).
+func DecodeEventArray(body []byte) (Batch, error) {
+	return decodeBody(body, true, false)
 }
 
 var eventListFields = newFieldSet("events", "ackId")
 
-// decodeEventList decodes the list where it lies. Events' Raw slices point
-// into one copy of the body (one allocation instead of one per event), so
-// they survive the caller reusing its buffer; into the body itself when
-// the caller owns it.
-func decodeEventList(body []byte, owned bool) (Batch, error) {
+// decodeBody decodes an event list or, with array set, a bare event array,
+// where it lies. Events' Raw slices point into one copy of the body (one
+// allocation instead of one per event), so they survive the caller reusing
+// its buffer; into the body itself when the caller owns it (nobody else
+// holds or will reuse it, as the client's freshly read answer).
+func decodeBody(body []byte, array, owned bool) (Batch, error) {
 	if !owned {
 		body = bytes.Clone(body)
 	}
 	d := decoder{b: body, limit: maxJSONDepth}
 	d.ws()
 	var b Batch
-	ackSet := false
-	if opened, _ := d.open('{', "the event list", "object"); opened {
+	ackSet := array // an array has no ackId to miss
+	if array {
+		b.Events = d.events()
+	} else if opened, _ := d.open('{', "the event list", "object"); opened {
 		d.eventList(&b, &ackSet)
 	}
 	d.end()
@@ -201,18 +202,6 @@ func (d *decoder) eventList(b *Batch, ackSet *bool) {
 			d.skip()
 		}
 	}
-}
-
-// DecodeEventArray decodes a bare JSON array of events (datafeed v1).
-func DecodeEventArray(body []byte) (Batch, error) {
-	d := decoder{b: bytes.Clone(body), limit: maxJSONDepth}
-	d.ws()
-	evs := d.events()
-	d.end()
-	if err := d.err(); err != nil {
-		return Batch{}, fmt.Errorf("%w: %w", ErrBadResponse, err)
-	}
-	return Batch{Events: evs}, nil
 }
 
 // events decodes an array (or null) of events, each where it lies in the
