@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -22,16 +21,15 @@ import (
 // cmdAgentSim serves the Agent simulator (pod login, key manager, datafeed
 // v2, datahose, datafeed v1) over HTTP until ctx ends.
 func cmdAgentSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("agent-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("agent-sim", "agent-sim [flags]")
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve on (plain HTTP; set scheme: http in the bot's config)")
 	rate := fs.Float64("rate", 5, "events per second to generate (0 = none)")
 	username := fs.String("username", "", "the only service account allowed to log in (default: any)")
 	pubKey := fs.String("public-key", "", "PEM public key (or certificate) that verifies login JWTs (default: signatures not checked)")
 	longPoll := fs.Duration("long-poll", 30*time.Second, "how long an empty read is held")
 	visibility := fs.Duration("visibility-timeout", symphonytest.DefaultVisibilityTimeout, "how long an un-acked batch waits before redelivery")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	cfg := symphonytest.Config{Username: *username, LongPoll: *longPoll, VisibilityTimeout: *visibility, AgentVersion: "Agent-25.8.1"}
 	if *pubKey != "" {

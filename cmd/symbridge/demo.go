@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -30,8 +29,7 @@ import (
 // bridge path (the same runBridge as `symbridge run`), printing one line per
 // message as it lands in JetStream.
 func cmdDemo(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("demo", "demo [flags]")
 	duration := fs.Duration("duration", 0, "stop by itself after this long (0 = until Ctrl-C)")
 	dir := fs.String("dir", "", "JetStream store directory (default: a temporary one, removed at the end)")
 	rate := fs.Float64("rate", 20, "events per second the simulated Agent generates")
@@ -39,8 +37,8 @@ func cmdDemo(ctx context.Context, args []string, environ []string, stdout, stder
 	httpListen := fs.String("http-listen", "", "serve /healthz and /readyz here (default: off)")
 	quiet := fs.Bool("quiet", false, "no live view, only the summary")
 	logLevel := fs.String("log-level", "warn", "log level of the bridge (debug, info, warn, error)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if *rate <= 0 {
 		return usagef("--rate: must be positive, got %g", *rate)

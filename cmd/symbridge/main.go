@@ -66,6 +66,14 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		fmt.Fprint(stderr, usage)
 		return usagef("no command given")
 	}
+	err := dispatch(ctx, args, environ, stdout, stderr)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "run":
 		return cmdRun(ctx, args[1:], environ, stdout, stderr)
@@ -74,8 +82,16 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 	case "agent-sim":
 		return cmdAgentSim(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
+		if wantsHelp(args[1:]) {
+			fmt.Fprintln(stdout, "Usage: symbridge healthcheck URL\n\nExits 0 when URL answers 200 (for container health checks in images without curl).")
+			return nil
+		}
 		return cmdHealthcheck(ctx, args[1:], stdout)
 	case "config":
+		if wantsHelp(args[1:]) {
+			fmt.Fprintln(stdout, "Usage: symbridge config keys | symbridge config markdown\n\nPrints every configuration key with its environment spelling, default and description.")
+			return nil
+		}
 		return cmdConfig(args[1:], stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())

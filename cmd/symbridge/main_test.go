@@ -448,3 +448,28 @@ func TestConfigKeysAndVersion(t *testing.T) {
 		t.Errorf("version: %v, printed %q", err, out.String())
 	}
 }
+
+// TestCommandHelp: every command's --help exits 0 and prints its usage and
+// flags to stdout, nothing to stderr.
+func TestCommandHelp(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{ // command: a flag or word its help names
+		"run": "-config", "demo": "-duration", "agent-sim": "-listen",
+		"healthcheck": "URL", "config": "keys",
+	}
+	for cmd, want := range cases {
+		for _, h := range []string{"--help", "-h"} {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), []string{cmd, h}, nil, &stdout, &stderr)
+			if code := exitCode(err, io.Discard); code != 0 {
+				t.Errorf("%s %s: exit %d (%v), want 0", cmd, h, code, err)
+			}
+			if !strings.Contains(stdout.String(), "Usage: symbridge "+cmd) || !strings.Contains(stdout.String(), want) {
+				t.Errorf("%s %s printed %q; want its usage naming %q", cmd, h, stdout.String(), want)
+			}
+			if stderr.Len() != 0 {
+				t.Errorf("%s %s wrote to stderr: %q", cmd, h, stderr.String())
+			}
+		}
+	}
+}

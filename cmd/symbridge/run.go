@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,13 +25,12 @@ import (
 )
 
 func cmdRun(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("run", "run --config FILE [--nats-url URL] [--log-level LEVEL]")
 	path := fs.String("config", "", "configuration file (a BDK config.yaml works as it is)")
 	natsURL := fs.String("nats-url", "", "overrides nats.url")
 	logLevel := fs.String("log-level", "", "overrides log.level")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	overrides := map[string]any{}
 	if *natsURL != "" {
