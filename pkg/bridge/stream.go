@@ -118,14 +118,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
+	cfg, err := prepare(cfg, must)
+	if err != nil {
 		return nil, err
-	}
-	for _, f := range must {
-		if err := subjects.ValidFilter(f); err != nil {
-			return nil, fmt.Errorf("bridge subject filter: %w", err)
-		}
 	}
 	log := logger.With("stream", cfg.Name)
 
@@ -160,22 +155,103 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		return nil, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
 	}
 
-	got := s.CachedInfo().Config
-	if missing := uncovered(got.Subjects, must); len(missing) > 0 {
+	r := review(cfg, s.CachedInfo().Config, must)
+	if len(r.Uncovered) > 0 {
 		return nil, fmt.Errorf("%w: stream %s captures %v, not %v; add them to the stream or change the bridge's subject templates",
-			ErrStreamCoverage, cfg.Name, got.Subjects, missing)
+			ErrStreamCoverage, cfg.Name, r.Subjects, r.Uncovered)
 	}
-	if got.Duplicates < MinDuplicates {
+	if r.ShortDuplicates() {
 		log.Warn("the stream's duplicate window is shorter than a feed's life: a redelivery after it is stored twice",
-			"duplicates", got.Duplicates, "recommended", DefaultDuplicates)
+			"duplicates", r.Duplicates, "recommended", DefaultDuplicates)
 	}
-	if got.Replicas != cfg.Replicas || got.Storage != cfg.Storage || got.MaxAge != cfg.MaxAge ||
-		got.Duplicates != cfg.Duplicates || !sameMsgSizeLimit(got.MaxMsgSize, cfg.MaxMsgSize) {
+	if r.DiffersFromConfig() {
 		log.Info("using the existing stream; its settings differ from the configuration and are left unchanged",
-			"replicas", got.Replicas, "storage", got.Storage.String(), "max_age", got.MaxAge,
-			"duplicates", got.Duplicates, "max_msg_size", got.MaxMsgSize)
+			"replicas", r.Replicas, "storage", r.Storage.String(), "max_age", r.MaxAge,
+			"duplicates", r.Duplicates, "max_msg_size", r.MaxMsgSize)
 	}
 	return s, nil
+}
+
+// StreamReport is the bridge's stream as [InspectStream] found it: the
+// existing stream's settings, or those [EnsureStream] would create it with.
+type StreamReport struct {
+	Name string
+	// Exists is false when the stream is missing: EnsureStream would create
+	// it with the settings below (if the account lets it).
+	Exists     bool
+	Subjects   []string
+	Duplicates time.Duration
+	MaxAge     time.Duration
+	Replicas   int
+	Storage    jetstream.StorageType
+	MaxMsgSize int32
+	// Uncovered are the filters of must that no subject of the stream
+	// captures: EnsureStream refuses such a stream ([ErrStreamCoverage]).
+	Uncovered []string
+	// Configured is the configuration asked for, defaults filled in.
+	Configured StreamConfig
+}
+
+// ShortDuplicates reports a duplicate window shorter than [MinDuplicates]:
+// a redelivery after it would be stored twice.
+func (r StreamReport) ShortDuplicates() bool { return r.Duplicates < MinDuplicates }
+
+// DiffersFromConfig reports an existing stream whose settings are not the
+// configured ones (EnsureStream leaves them as they are).
+func (r StreamReport) DiffersFromConfig() bool {
+	c := r.Configured
+	return r.Replicas != c.Replicas || r.Storage != c.Storage || r.MaxAge != c.MaxAge ||
+		r.Duplicates != c.Duplicates || !sameMsgSizeLimit(r.MaxMsgSize, c.MaxMsgSize)
+}
+
+// prepare fills in cfg's defaults and validates it and the filters.
+func prepare(cfg StreamConfig, must []string) (StreamConfig, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	for _, f := range must {
+		if err := subjects.ValidFilter(f); err != nil {
+			return cfg, fmt.Errorf("bridge subject filter: %w", err)
+		}
+	}
+	return cfg, nil
+}
+
+// review compares an existing stream's configuration with cfg (defaults
+// filled in) and the filters it must cover.
+func review(cfg StreamConfig, got jetstream.StreamConfig, must []string) StreamReport {
+	return StreamReport{
+		Name: cfg.Name, Exists: true,
+		Subjects: got.Subjects, Duplicates: got.Duplicates, MaxAge: got.MaxAge, Replicas: got.Replicas,
+		Storage: got.Storage, MaxMsgSize: got.MaxMsgSize,
+		Uncovered:  uncovered(got.Subjects, must),
+		Configured: cfg,
+	}
+}
+
+// InspectStream reports on the stream [EnsureStream] would use, by the same
+// rules, without creating or changing anything: whether it exists, its
+// settings (or those it would be created with), and which filters of must
+// it does not cover. Only creating it proves the permission to.
+func InspectStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, must []string) (StreamReport, error) {
+	cfg, err := prepare(cfg, must)
+	if err != nil {
+		return StreamReport{}, err
+	}
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return StreamReport{
+			Name: cfg.Name, Subjects: cfg.Subjects, Duplicates: cfg.Duplicates, MaxAge: cfg.MaxAge,
+			Replicas: cfg.Replicas, Storage: cfg.Storage, MaxMsgSize: cfg.MaxMsgSize,
+			Uncovered:  uncovered(cfg.Subjects, must),
+			Configured: cfg,
+		}, nil
+	}
+	if err != nil {
+		return StreamReport{}, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
+	}
+	return review(cfg, s.CachedInfo().Config, must), nil
 }
 
 // sameMsgSizeLimit compares message size limits where 0 (server default) and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,46 @@ func TestEnsureStream(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestInspectStream: InspectStream reports by EnsureStream's rules and
+// changes nothing: a missing stream stays missing.
+func TestInspectStream(t *testing.T) {
+	srv := natstest.RunServer(t)
+	js := natstest.JetStream(t, srv)
+	ctx := t.Context()
+	must := []string{"symphony.*.*.*", "symphony.*._invalid"}
+
+	r, err := bridge.InspectStream(ctx, js, bridge.StreamConfig{Name: "MISSING", MaxAge: 20 * time.Minute}, must)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Exists || len(r.Uncovered) != 0 || r.Duplicates != 20*time.Minute || r.Replicas != 1 ||
+		!slices.Equal(r.Subjects, []string{bridge.DefaultStreamSubject}) || !r.ShortDuplicates() {
+		t.Errorf("missing stream: %+v; want the defaults EnsureStream would create it with (duplicates capped by the age: short)", r)
+	}
+	if _, err := js.Stream(ctx, "MISSING"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("InspectStream created the stream: %v", err)
+	}
+	r, err = bridge.InspectStream(ctx, js, bridge.StreamConfig{Name: "MISSING", Subjects: []string{"nope.>"}}, must)
+	if err != nil || !slices.Equal(r.Uncovered, must) {
+		t.Errorf("missing stream with other subjects: %+v, %v; want both filters uncovered", r, err)
+	}
+
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OLD", Subjects: []string{"symphony.*.*.*"},
+		Duplicates: 10 * time.Minute, MaxAge: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	r, err = bridge.InspectStream(ctx, js, bridge.StreamConfig{Name: "OLD", Replicas: 1}, must)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Exists || !slices.Equal(r.Uncovered, must[1:]) || r.Duplicates != 10*time.Minute || !r.ShortDuplicates() || !r.DiffersFromConfig() {
+		t.Errorf("existing stream: %+v; want it found, the dead letters uncovered, a short window and settings that differ", r)
+	}
+	if _, err := bridge.InspectStream(ctx, js, bridge.StreamConfig{Name: "a.b"}, must); err == nil {
+		t.Error("InspectStream accepted an invalid name")
+	}
 }
 
 func TestSubjectCovers(t *testing.T) {
