@@ -99,9 +99,9 @@ func (c *Client) Authenticate(ctx context.Context) error {
 	return c.authenticateLocked(ctx)
 }
 
-// simplifiedKeyDelivery reports whether the current session skips the key
+// SimplifiedKeyDelivery reports whether the current session skips the key
 // manager (false before the first authentication).
-func (c *Client) simplifiedKeyDelivery() bool { return c.auth.current().skd }
+func (c *Client) SimplifiedKeyDelivery() bool { return c.auth.current().skd }
 
 func (c *Client) lockAuth(ctx context.Context) error {
 	select {
@@ -176,21 +176,50 @@ func (c *Client) authenticateLocked(ctx context.Context) error {
 
 func (c *Client) sessionToken(ctx context.Context) (string, error) {
 	if c.key == nil {
-		return c.fetchToken(ctx, "session authentication (certificate)", c.sessionAuth+"/sessionauth/v1/authenticate", true)
+		return c.fetchToken(ctx, EndpointSessionAuth, "session authentication (certificate)", c.sessionAuth+"/sessionauth/v1/authenticate", true)
 	}
-	return c.fetchToken(ctx, "pod authentication", c.pod+"/login/pubkey/authenticate", false)
+	return c.fetchToken(ctx, EndpointPod, "pod authentication", c.pod+"/login/pubkey/authenticate", false)
 }
 
 func (c *Client) keyManagerToken(ctx context.Context) (string, error) {
 	if c.key == nil {
-		return c.fetchToken(ctx, "key manager authentication (certificate)", c.km+"/keyauth/v1/authenticate", true)
+		return c.fetchToken(ctx, EndpointKeyManager, "key manager authentication (certificate)", c.km+"/keyauth/v1/authenticate", true)
 	}
-	return c.fetchToken(ctx, "key manager authentication", c.km+"/relay/pubkey/authenticate", false)
+	return c.fetchToken(ctx, EndpointKeyManager, "key manager authentication", c.km+"/relay/pubkey/authenticate", false)
 }
 
+// AuthEndpoint names the server an authentication request went to.
+type AuthEndpoint string
+
+// Authentication endpoints.
+const (
+	EndpointPod         AuthEndpoint = "pod"          // RSA: /login/pubkey/authenticate
+	EndpointSessionAuth AuthEndpoint = "session auth" // certificate: /sessionauth/v1/authenticate
+	EndpointKeyManager  AuthEndpoint = "key manager"  // /relay or /keyauth
+)
+
+// AuthError says which endpoint an authentication failed at, for callers
+// that report on each server (symbridge check). Its message is Err's; it
+// wraps Err, so errors.Is(err, [ErrAuthRejected]) and [Classify] see through it.
+type AuthError struct {
+	Endpoint AuthEndpoint
+	Err      error
+}
+
+func (e *AuthError) Error() string { return e.Err.Error() }
+func (e *AuthError) Unwrap() error { return e.Err }
+
 // fetchToken POSTs to one authentication endpoint and returns the token of
-// its {"name", "token"} answer.
-func (c *Client) fetchToken(ctx context.Context, op, url string, mtls bool) (string, error) {
+// its {"name", "token"} answer; its errors are *AuthError naming ep.
+func (c *Client) fetchToken(ctx context.Context, ep AuthEndpoint, op, url string, mtls bool) (string, error) {
+	tok, err := c.postAuth(ctx, op, url, mtls)
+	if err != nil {
+		return "", &AuthError{Endpoint: ep, Err: err}
+	}
+	return tok, nil
+}
+
+func (c *Client) postAuth(ctx context.Context, op, url string, mtls bool) (string, error) {
 	req := request{op: op, method: http.MethodPost, url: url, mtls: mtls}
 	if !mtls {
 		jwtStr, err := c.signJWT(time.Now())

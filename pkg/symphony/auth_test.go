@@ -87,7 +87,7 @@ func TestAuthenticate_JWT(t *testing.T) {
 			if s.PodAuths.Load() != 1 || s.KMAuths.Load() != 1 {
 				t.Errorf("pod auths %d, key manager auths %d; want 1 and 1", s.PodAuths.Load(), s.KMAuths.Load())
 			}
-			if symphony.SimplifiedKeyDelivery(c) {
+			if c.SimplifiedKeyDelivery() {
 				t.Error("SimplifiedKeyDelivery() = true for an opaque session token")
 			}
 		})
@@ -122,6 +122,16 @@ func TestAuthenticate_Errors(t *testing.T) {
 			var apiErr *symphony.APIError
 			if !errors.As(err, &apiErr) || apiErr.StatusCode != max(tc.pod, tc.km) {
 				t.Errorf("err = %v, want an *APIError with status %d", err, max(tc.pod, tc.km))
+			}
+			want := symphony.EndpointPod
+			if tc.km != 0 {
+				want = symphony.EndpointKeyManager
+			}
+			var authErr *symphony.AuthError
+			if !errors.As(err, &authErr) || authErr.Endpoint != want {
+				t.Errorf("err = %v, want an *AuthError at the %s", err, want)
+			} else if authErr.Error() != authErr.Err.Error() {
+				t.Errorf("AuthError changes the message: %q, wrapped %q", authErr.Error(), authErr.Err.Error())
 			}
 		})
 	}
@@ -166,7 +176,7 @@ func TestSimplifiedKeyDelivery(t *testing.T) {
 			if _, err := f.Read(context.Background(), ""); err != nil {
 				t.Fatalf("Read: %v", err)
 			}
-			if got := symphony.SimplifiedKeyDelivery(c); got != tc.wantSKD {
+			if got := c.SimplifiedKeyDelivery(); got != tc.wantSKD {
 				t.Errorf("SimplifiedKeyDelivery() = %v, want %v", got, tc.wantSKD)
 			}
 			wantKM := int32(1)

@@ -9,6 +9,3 @@ func SetRequestTimeoutForTest(c *Client, d time.Duration) { c.timeout = d }
 
 // IsDatafeedV2ID is isDatafeedV2ID, for the external tests.
 var IsDatafeedV2ID = isDatafeedV2ID
-
-// SimplifiedKeyDelivery reports c's session's simplified key delivery flag.
-func SimplifiedKeyDelivery(c *Client) bool { return c.simplifiedKeyDelivery() }

@@ -118,39 +118,73 @@ type v5Datafeed struct {
 // (POST /agent/v5/datafeeds with the tag and includeInvisible). It also lists
 // the account's feeds without the tag filter, for [OpenResult.OtherFeeds].
 func (f *DatafeedV2) Open(ctx context.Context) (OpenResult, error) {
-	if err := f.opts.Validate(); err != nil {
-		return OpenResult{}, err
-	}
-	all, err := f.list(ctx, false)
+	all, reuse, err := f.survey(ctx)
 	if err != nil {
 		return OpenResult{}, err
 	}
-	mine, err := f.list(ctx, true)
-	if err != nil {
-		return OpenResult{}, err
-	}
-	res := OpenResult{}
-	for _, feed := range mine {
-		if isDatafeedV2ID(feed.ID) {
-			res.FeedID = feed.ID
-			break
-		}
-	}
+	res := OpenResult{FeedID: reuse}
 	if res.FeedID == "" {
 		if res.FeedID, err = f.create(ctx); err != nil {
 			return OpenResult{}, err
 		}
 		res.Created = true
 	}
-	for _, feed := range all {
-		if isDatafeedV2ID(feed.ID) && feed.ID != res.FeedID {
-			res.OtherFeeds = append(res.OtherFeeds, feed.ID)
-		}
-	}
+	res.OtherFeeds = otherFeeds(all, res.FeedID)
 	f.mu.Lock()
 	f.id = res.FeedID
 	f.mu.Unlock()
 	return res, nil
+}
+
+// FeedPlan is what [DatafeedV2.Open] would do, as [DatafeedV2.Plan] finds it.
+type FeedPlan struct {
+	// Reuse is the tagged feed Open would reuse; "" means Open would create one.
+	Reuse string
+	// OtherFeeds are the account's other datafeed v2 feeds (see [OpenResult]).
+	OtherFeeds []string
+}
+
+// Plan lists the account's feeds as Open does and says which feed Open
+// would reuse, by the same rule, without creating, reading or deleting any:
+// a read would take events away from a bridge running on the feed.
+func (f *DatafeedV2) Plan(ctx context.Context) (FeedPlan, error) {
+	all, reuse, err := f.survey(ctx)
+	if err != nil {
+		return FeedPlan{}, err
+	}
+	return FeedPlan{Reuse: reuse, OtherFeeds: otherFeeds(all, reuse)}, nil
+}
+
+// survey lists the account's feeds (all of them) and picks the one with the
+// tag to reuse: the first listed id that is a datafeed v2 id ("" = none).
+func (f *DatafeedV2) survey(ctx context.Context) (all []v5Datafeed, reuse string, err error) {
+	if err := f.opts.Validate(); err != nil {
+		return nil, "", err
+	}
+	if all, err = f.list(ctx, false); err != nil {
+		return nil, "", err
+	}
+	mine, err := f.list(ctx, true)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, feed := range mine {
+		if isDatafeedV2ID(feed.ID) {
+			return all, feed.ID, nil
+		}
+	}
+	return all, "", nil
+}
+
+// otherFeeds are the datafeed v2 ids of all other than id.
+func otherFeeds(all []v5Datafeed, id string) []string {
+	var others []string
+	for _, feed := range all {
+		if isDatafeedV2ID(feed.ID) && feed.ID != id {
+			others = append(others, feed.ID)
+		}
+	}
+	return others
 }
 
 func (f *DatafeedV2) list(ctx context.Context, tagged bool) ([]v5Datafeed, error) {

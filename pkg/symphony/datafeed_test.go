@@ -236,6 +236,42 @@ func TestDatafeedV2_OpenCreates(t *testing.T) {
 	}
 }
 
+// TestDatafeedV2_Plan: Plan names the feed Open would reuse, by Open's
+// rule, or none; it never creates, reads or deletes a feed.
+func TestDatafeedV2_Plan(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		tagged, untagged []string
+		want             symphony.FeedPlan
+	}{
+		{"reuse", []string{"abc", "x_p_y", "mine_f_1", "mine2_f"}, []string{"team_f", "d_p_1"},
+			symphony.FeedPlan{Reuse: "mine_f_1", OtherFeeds: []string{"team_f", "mine2_f"}}},
+		{"would create", []string{"d_p_1", "plain"}, []string{"team_f"},
+			symphony.FeedPlan{OtherFeeds: []string{"team_f"}}},
+		{"no feeds at all", nil, nil, symphony.FeedPlan{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStub(t)
+			fs := newFeedStub(t, s)
+			fs.with(func(f *feedStub) { f.tagged, f.untagged = tc.tagged, tc.untagged })
+			plan, err := symphony.NewDatafeedV2(s.client(), symphony.DatafeedOptions{Tag: "bridge-a"}).Plan(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(plan, tc.want) {
+				t.Errorf("Plan = %+v, want %+v", plan, tc.want)
+			}
+			got := fs.snapshot()
+			if want := []string{"", "bridge-a"}; !reflect.DeepEqual(got.tagQueries, want) {
+				t.Errorf("list calls' tag = %+v, want %+v", got.tagQueries, want)
+			}
+			if len(got.creates)+len(got.reads)+len(got.deletes) != 0 {
+				t.Errorf("Plan created %d, read %d, deleted %d feeds; want none", len(got.creates), len(got.reads), len(got.deletes))
+			}
+		})
+	}
+}
+
 func TestDatafeedV2_TagTooLong(t *testing.T) {
 	s := newStub(t)
 	df := symphony.NewDatafeedV2(s.client(), symphony.DatafeedOptions{Tag: strings.Repeat("t", 101)})
