@@ -247,9 +247,16 @@ func (c *Config) readFile(key, path string, secret bool) []byte {
 
 // warnPermissions flags a secret file readable by group or others: not an
 // error (a container may mount it so on purpose) but worth a line at start.
+// Every secret file read is listed in SecretFiles, for symbridge check.
 func (c *Config) warnPermissions(key, path string) {
-	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: %s is readable by group or others (mode %#o); restrict it with chmod 600",
-			cmp.Or(c.source[key], key), path, fi.Mode().Perm()))
+	fi, err := os.Stat(path)
+	if err != nil || runtime.GOOS == "windows" {
+		return
 	}
+	f := SecretFile{Key: cmp.Or(c.source[key], key), Path: path, Mode: fi.Mode().Perm()}
+	if f.Mode&0o077 != 0 {
+		f.Warning = fmt.Sprintf("%s: %s is readable by group or others (mode %#o); restrict it with chmod 600", f.Key, path, f.Mode)
+		c.Warnings = append(c.Warnings, f.Warning)
+	}
+	c.SecretFiles = append(c.SecretFiles, f)
 }

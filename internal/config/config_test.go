@@ -671,11 +671,17 @@ func TestPermissionWarning(t *testing.T) {
 	closed := writeFile(t, "closed.pem", f.pkcs1PEM, 0o600)
 	c := mustLoad(t, yamlDoc(map[string]string{"bot.privateKey.path": open}), nil, nil)
 	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "bot.privateKey.path: "+open+" is readable by group or others (mode 0644)") {
-		t.Errorf("warnings %q", c.Warnings)
+		t.Fatalf("warnings %q", c.Warnings)
+	}
+	if want := (config.SecretFile{Key: "bot.privateKey.path", Path: open, Mode: 0o644, Warning: c.Warnings[0]}); !slices.Contains(c.SecretFiles, want) {
+		t.Errorf("SecretFiles %+v lacks %+v", c.SecretFiles, want)
 	}
 	c = mustLoad(t, yamlDoc(map[string]string{"bot.privateKey.path": closed}), nil, nil)
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings %q", c.Warnings)
+	}
+	if want := (config.SecretFile{Key: "bot.privateKey.path", Path: closed, Mode: 0o600}); !slices.Contains(c.SecretFiles, want) {
+		t.Errorf("SecretFiles %+v lacks %+v", c.SecretFiles, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"io/fs"
 	"time"
 
 	"github.com/symbridge/symbridge/internal/redact"
@@ -47,12 +48,22 @@ type Config struct {
 	// Warnings to log at start-up: BDK keys symbridge ignores (one entry),
 	// secret files readable by others, a read timeout shorter than the long poll.
 	Warnings []string
+	// SecretFiles are the secret files read (the bot's key or certificate)
+	// with their permissions; a loose one also has its entry in Warnings.
+	SecretFiles []SecretFile
 
 	problems []error           // found by Load, reported by Validate
 	source   map[string]string // key set by a layer or inherited -> the key as written
 	// A key or certificate is configured, even if unreadable: Validate then
 	// reports the file's problem rather than a missing key.
 	rsaConfigured, certConfigured bool
+}
+
+// SecretFile is a secret file the configuration names.
+type SecretFile struct {
+	Key, Path string      // the key as written, and the file
+	Mode      fs.FileMode // permission bits
+	Warning   string      // "" when only the owner may read it; else the entry in Config.Warnings
 }
 
 // DatafeedConfig is the BDK's datafeed block.
