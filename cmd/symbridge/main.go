@@ -1,6 +1,7 @@
 // Command symbridge bridges Symphony's real-time events into NATS JetStream.
 //
 //	symbridge run --config FILE   the daemon
+//	symbridge check --config FILE checks the configuration and every dependency, changing nothing
 //	symbridge demo                simulated Agent + embedded JetStream + the real bridge path
 //	symbridge agent-sim           the Agent simulator alone, for testing bots
 //	symbridge version
@@ -51,6 +52,7 @@ const usage = `symbridge bridges Symphony real-time events into NATS JetStream.
 
 Usage:
   symbridge run --config FILE [--nats-url URL] [--log-level LEVEL]
+  symbridge check --config FILE [--json]   check the configuration and its servers, changing nothing
   symbridge demo [--duration 10s] [--dir DIR] [--rate 20] [--quiet]
   symbridge agent-sim [--listen 127.0.0.1:8443] [--rate 5] [--username bot] [--public-key FILE]
   symbridge healthcheck URL   exit 0 when URL answers 200 (container health checks)
@@ -58,6 +60,7 @@ Usage:
   symbridge version
 
 Exit codes: 0 clean stop, 1 stopped on an error, 2 bad usage or configuration.
+check: 0 every check passed (warnings allowed), 1 a check failed, 2 invalid configuration.
 `
 
 // run is main without the process: tests call it directly.
@@ -77,6 +80,8 @@ func dispatch(ctx context.Context, args []string, environ []string, stdout, stde
 	switch args[0] {
 	case "run":
 		return cmdRun(ctx, args[1:], environ, stdout, stderr)
+	case "check":
+		return cmdCheck(ctx, args[1:], environ, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], environ, stdout, stderr)
 	case "agent-sim":

@@ -454,7 +454,7 @@ func TestConfigKeysAndVersion(t *testing.T) {
 func TestCommandHelp(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{ // command: a flag or word its help names
-		"run": "-config", "demo": "-duration", "agent-sim": "-listen",
+		"run": "-config", "check": "-json", "demo": "-duration", "agent-sim": "-listen",
 		"healthcheck": "URL", "config": "keys",
 	}
 	for cmd, want := range cases {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -72,24 +73,12 @@ type runHooks struct {
 // until ctx ends (nil) or the bridge stops on an error.
 func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hooks runHooks) error {
 	logger.Info("symbridge starting", "version", versionString(), "source", cfg.Bridge.Source, "pod", cfg.Bridge.Pod)
-	for _, w := range cfg.Warnings {
+	for _, w := range startupWarnings(cfg) {
 		logger.Warn(w)
 	}
-	if p := cfg.AgentProxyURL; cfg.PodProxyURL != p || cfg.KeyManagerProxyURL != p || cfg.SessionAuthProxyURL != p {
-		logger.Warn("per-component proxies differ; symbridge sends all Symphony traffic through the Agent's proxy (agent.proxy, else proxy)")
-	}
-	if cfg.InsecureSkipVerify {
-		logger.Warn("ssl.insecureSkipVerify: the Agent's and pod's TLS certificates are not verified; anyone on the path can read events and steal tokens")
-	}
-	// Validate compiled both templates already; a caller that skipped it
-	// still gets the key named.
-	subj, err := subjects.Compile(cfg.Bridge.Subject)
+	subj, dead, err := bridgeSubjects(cfg)
 	if err != nil {
-		return usagef("bridge.subject: %w", err)
-	}
-	dead, err := subjects.Compile(cfg.Bridge.DeadLetter)
-	if err != nil {
-		return usagef("bridge.deadLetter: %w", err)
+		return err
 	}
 
 	natsURL := cfg.NATS.URL
@@ -128,7 +117,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	}
 	life.setStep("creating or checking the stream")
 	if err := retryStartup(ctx, logger, "stream", func(ctx context.Context) error {
-		_, err := bridge.EnsureStream(ctx, js, cfg.NATS.Stream.Bridge(), []string{subj.Filter(), dead.Filter()}, logger)
+		_, err := bridge.EnsureStream(ctx, js, cfg.NATS.Stream.Bridge(), streamFilters(subj, dead), logger)
 		if permanentStreamError(err) {
 			return permanent{err}
 		}
@@ -178,6 +167,37 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	logger.Info("symbridge stopped", "stats", fmt.Sprintf("%+v", st),
 		"batch_p50", lat.quantile(0.5), "batch_p99", lat.quantile(0.99))
 	return err
+}
+
+// startupWarnings are the configuration's warnings, logged at each start
+// of run and reported by check.
+func startupWarnings(cfg *config.Config) []string {
+	w := slices.Clone(cfg.Warnings)
+	if p := cfg.AgentProxyURL; cfg.PodProxyURL != p || cfg.KeyManagerProxyURL != p || cfg.SessionAuthProxyURL != p {
+		w = append(w, "per-component proxies differ; symbridge sends all Symphony traffic through the Agent's proxy (agent.proxy, else proxy)")
+	}
+	if cfg.InsecureSkipVerify {
+		w = append(w, "ssl.insecureSkipVerify: the Agent's and pod's TLS certificates are not verified; anyone on the path can read events and steal tokens")
+	}
+	return w
+}
+
+// bridgeSubjects compiles the subject templates. Validate compiled both
+// already; a caller that skipped it still gets the key named.
+func bridgeSubjects(cfg *config.Config) (subj, dead *subjects.Mapper, err error) {
+	if subj, err = subjects.Compile(cfg.Bridge.Subject); err != nil {
+		return nil, nil, usagef("bridge.subject: %w", err)
+	}
+	if dead, err = subjects.Compile(cfg.Bridge.DeadLetter); err != nil {
+		return nil, nil, usagef("bridge.deadLetter: %w", err)
+	}
+	return subj, dead, nil
+}
+
+// streamFilters are the subjects the stream must capture: every subject the
+// bridge publishes to, dead letters included.
+func streamFilters(subj, dead *subjects.Mapper) []string {
+	return []string{subj.Filter(), dead.Filter()}
 }
 
 func shutdownServer(s *server.Server) { s.Shutdown(); s.WaitForShutdown() }
