@@ -350,12 +350,13 @@ func (b *Bridge) Stats() Stats {
 	}
 }
 
-// unixMilli is the time of ms since the epoch; the zero time for 0.
+// unixMilli is the time of ms since the epoch, in UTC (Stats print the
+// same everywhere); the zero time for 0.
 func unixMilli(ms int64) time.Time {
 	if ms <= 0 {
 		return time.Time{}
 	}
-	return time.UnixMilli(ms)
+	return time.UnixMilli(ms).UTC()
 }
 
 // Readers returns the number of readers running now.
