@@ -174,7 +174,17 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		b.OnStored(hooks.onStored)
 	}
 	life.running(b, promhttp.HandlerFor(newMetrics(b, nc, cfg.Bridge.Source, lat), promhttp.HandlerOpts{}))
+	// The progress reporter lives as long as Run: stopped once Run has
+	// returned, it logs its last line with the final counts.
+	progressCtx, stopProgress := context.WithCancel(ctx)
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		reportProgress(progressCtx, b, logger, progressInterval)
+	}()
 	err = b.Run(ctx)
+	stopProgress()
+	<-progressDone
 	st := b.Stats()
 	logger.Info("symbridge stopped", "stats", fmt.Sprintf("%+v", st),
 		"batch_p50", lat.quantile(0.5), "batch_p99", lat.quantile(0.99))
