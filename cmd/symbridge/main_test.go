@@ -268,7 +268,7 @@ func TestRunBridgesAndStopsMidLongPoll(t *testing.T) {
 	} else {
 		// Values of the publish counters depend on timing (a late ack is
 		// retried and counted as a duplicate); their presence does not.
-		for _, m := range []string{"symbridge_events_published_total ", "symbridge_events_duplicate_total ", "symbridge_ready 1\n", "symbridge_nats_connected 1\n", "symbridge_build_info{",
+		for _, m := range []string{"symbridge_events_published_total ", "symbridge_events_duplicate_total ", "symbridge_ready 1\n", "symbridge_nats_connected 1\n", "symbridge_build_info{", "symbridge_newest_event_timestamp_seconds ",
 			"symbridge_batch_latency_seconds_bucket{le=", "symbridge_batch_latency_seconds_sum ", "symbridge_batch_latency_seconds_count "} {
 			if !strings.Contains(body, m) {
 				t.Errorf("/metrics lacks %q:\n%s", m, body)
@@ -298,6 +298,15 @@ func TestRunBridgesAndStopsMidLongPoll(t *testing.T) {
 			t.Errorf("run took %s to stop in a long poll, want under 3s", d)
 		}
 		t.Logf("run stopped %s after cancellation in a 30s long poll", d)
+		// The progress line at stop, with the totals.
+		if lines := progressLines(t, stderr.String()); len(lines) == 0 {
+			t.Errorf("no progress line at stop:\n%s", stderr.String())
+		} else {
+			l := lines[len(lines)-1]
+			if stored, _ := l["stored"].(float64); stored < float64(len(events)) || l["newest_event_age"] == "none" {
+				t.Errorf("progress line at stop %v, want at least %d stored and an age", l, len(events))
+			}
+		}
 		done <- err // for the cleanup
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not stop within 5s of cancellation in a long poll")

@@ -57,12 +57,33 @@ func newMetrics(b *bridge.Bridge, nc *nats.Conn, source string, lat *batchLatenc
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "symbridge_readers", Help: "Concurrent readers of the feed right now.",
 	}, func() float64 { return float64(b.Readers()) }))
+	reg.MustRegister(newestEvent{b})
 	reg.MustRegister(lat.hist)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "symbridge_build_info", Help: "Always 1; labels carry the version and the feed source.",
 		ConstLabels: prometheus.Labels{"version": version, "source": source},
 	}, func() float64 { return 1 }))
 	return reg
+}
+
+// newestEventDesc: the lag behind Symphony is time() minus this gauge.
+var newestEventDesc = prometheus.NewDesc("symbridge_newest_event_timestamp_seconds",
+	"Symphony timestamp (unix seconds) of the newest event stored; time() minus it is the lag behind Symphony. Absent until the first event is stored.",
+	nil, nil)
+
+// newestEvent exports bridge.Stats.NewestStored. It is a collector rather
+// than a GaugeFunc so that a bridge that has stored nothing yet exports no
+// sample instead of 0, which would read as a lag of 56 years.
+type newestEvent struct{ b *bridge.Bridge }
+
+func (c newestEvent) Describe(ch chan<- *prometheus.Desc) { ch <- newestEventDesc }
+
+func (c newestEvent) Collect(ch chan<- prometheus.Metric) {
+	t := c.b.Stats().NewestStored
+	if t.IsZero() {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(newestEventDesc, prometheus.GaugeValue, float64(t.UnixMilli())/1e3)
 }
 
 // batchLatency is the symbridge_batch_latency_seconds histogram, fed by the

@@ -1,9 +1,21 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"math"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/symbridge/symbridge/internal/bridgetest"
+	"github.com/symbridge/symbridge/internal/natstest"
+	"github.com/symbridge/symbridge/pkg/bridge"
+	"github.com/symbridge/symbridge/pkg/symphony"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
 )
 
 func TestBucketQuantile(t *testing.T) {
@@ -54,4 +66,83 @@ func TestBatchLatencyQuantile(t *testing.T) {
 			t.Errorf("quantile(%g) = %s, want %s within a factor 1.3", c.q, got, c.want)
 		}
 	}
+}
+
+// oneBatch is a feed that hands out one batch once gate is closed, then
+// long-polls until the reader stops.
+type oneBatch struct {
+	gate  chan struct{}
+	mu    sync.Mutex
+	batch symphony.Batch
+	sent  bool
+}
+
+func (f *oneBatch) Name() string { return "one batch" }
+
+func (f *oneBatch) Read(ctx context.Context, _ string) (symphony.Batch, error) {
+	select {
+	case <-f.gate:
+	case <-ctx.Done():
+		return symphony.Batch{}, ctx.Err()
+	}
+	f.mu.Lock()
+	sent := f.sent
+	f.sent = true
+	f.mu.Unlock()
+	if !sent {
+		return f.batch, nil
+	}
+	<-ctx.Done()
+	return symphony.Batch{}, ctx.Err()
+}
+
+// newestEventGauge reads symbridge_newest_event_timestamp_seconds from reg;
+// ok is false when it has no sample.
+func newestEventGauge(t *testing.T, reg *prometheus.Registry) (v float64, ok bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "symbridge_newest_event_timestamp_seconds" {
+			return mf.GetMetric()[0].GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// TestNewestEventMetric: symbridge_newest_event_timestamp_seconds is absent
+// before any event is stored (a 0 would read as 56 years of lag), then the
+// Symphony timestamp of the newest event stored, in seconds.
+func TestNewestEventMetric(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServer(t)
+	if _, err := bridge.EnsureStream(t.Context(), natstest.JetStream(t, srv), bridge.StreamConfig{Name: "SYMPHONY"}, []string{"symphony.>"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	feed := &oneBatch{gate: make(chan struct{}), batch: symphony.Batch{AckID: "a1"}}
+	var newest int64
+	for _, raw := range symphonytest.NewGenerator(symphonytest.GeneratorConfig{Seed: 3}).Mix(20) {
+		ev := symphony.ParseEvent(raw)
+		newest = max(newest, ev.Timestamp)
+		feed.batch.Events = append(feed.batch.Events, ev)
+	}
+	if newest == 0 {
+		t.Fatal("the generated events carry no timestamp")
+	}
+
+	r := bridgetest.Start(t, t.Context(), bridgetest.Config(t, "acme", bridge.SourceDatafeed, slog.New(slog.DiscardHandler)), feed, srv.URL())
+	reg := newMetrics(r.Bridge, natstest.Connect(t, srv), bridge.SourceDatafeed, newBatchLatency())
+	if v, ok := newestEventGauge(t, reg); ok {
+		t.Errorf("before any event: gauge %g, want no sample", v)
+	}
+	close(feed.gate)
+	want := float64(newest) / 1e3
+	natstest.WaitFor(t, 10*time.Second, func() error {
+		if v, ok := newestEventGauge(t, reg); !ok || v != want {
+			return fmt.Errorf("gauge %g (present %v), want %g", v, ok, want)
+		}
+		return nil
+	})
 }

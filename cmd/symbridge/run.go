@@ -106,7 +106,8 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		return err
 	}
 	defer hs.Close()
-	nc, err := bridge.Connect(ctx, bridge.NATSConfig{URL: natsURL, Name: "symbridge", PingInterval: cfg.NATS.PingInterval, Options: natsOpts}, logger)
+	nc, err := bridge.Connect(ctx, bridge.NATSConfig{URL: natsURL, Name: "symbridge", PingInterval: cfg.NATS.PingInterval,
+		Options: natsOpts, Waiting: life.failed}, logger)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
 	}
@@ -116,7 +117,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		return err
 	}
 	life.setStep("creating or checking the stream")
-	if err := retryStartup(ctx, logger, "stream", func(ctx context.Context) error {
+	if err := retryStartup(ctx, logger, life, "stream", func(ctx context.Context) error {
 		_, err := bridge.EnsureStream(ctx, js, cfg.NATS.Stream.Bridge(), streamFilters(subj, dead), logger)
 		if permanentStreamError(err) {
 			return permanent{err}
@@ -131,11 +132,11 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		return usageError{err}
 	}
 	life.setStep("authenticating")
-	if err := retryStartup(ctx, logger, "authenticate", client.Authenticate); err != nil {
+	if err := retryStartup(ctx, logger, life, "authenticate", client.Authenticate); err != nil {
 		return err
 	}
 	life.setStep("opening the feed")
-	src, err := openSource(ctx, cfg, client, logger)
+	src, err := openSource(ctx, cfg, client, logger, life)
 	if err != nil {
 		return err
 	}
@@ -162,7 +163,17 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		b.OnStored(hooks.onStored)
 	}
 	life.running(b, promhttp.HandlerFor(newMetrics(b, nc, cfg.Bridge.Source, lat), promhttp.HandlerOpts{}))
+	// The progress reporter lives as long as Run: stopped once Run has
+	// returned, it logs its last line with the final counts.
+	progressCtx, stopProgress := context.WithCancel(ctx)
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		reportProgress(progressCtx, b, logger, progressInterval)
+	}()
 	err = b.Run(ctx)
+	stopProgress()
+	<-progressDone
 	st := b.Stats()
 	logger.Info("symbridge stopped", "stats", fmt.Sprintf("%+v", st),
 		"batch_p50", lat.quantile(0.5), "batch_p99", lat.quantile(0.99))
@@ -254,7 +265,7 @@ func natsOptions(cfg *config.Config, logger *slog.Logger) ([]nats.Option, error)
 }
 
 // openSource opens the configured feed, retrying transient failures.
-func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client, logger *slog.Logger) (bridge.Source, error) {
+func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client, logger *slog.Logger, life *lifecycle) (bridge.Source, error) {
 	switch {
 	case cfg.Bridge.Source == "datahose":
 		d, err := symphony.NewDatahose(client, symphony.DatahoseOptions{Tag: cfg.Datahose.Tag, EventTypes: cfg.Datahose.EventTypes, Scopes: cfg.Datahose.Scopes})
@@ -266,14 +277,14 @@ func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client
 	case cfg.Datafeed.Version == "v1":
 		logger.Warn("datafeed.version v1: a read removes events from the Agent, so a crash between read and publish loses them (at-most-once); use v2 where the Agent allows it")
 		f := symphony.NewDatafeedV1(client, symphony.DatafeedV1Options{IDFilePath: cfg.Datafeed.IDFilePath})
-		if err := retryStartup(ctx, logger, "open datafeed v1", func(ctx context.Context) error { _, err := f.Open(ctx); return err }); err != nil {
+		if err := retryStartup(ctx, logger, life, "open datafeed v1", func(ctx context.Context) error { _, err := f.Open(ctx); return err }); err != nil {
 			return nil, err
 		}
 		return f, nil
 	default:
 		f := symphony.NewDatafeedV2(client, symphony.DatafeedOptions{Tag: cfg.Datafeed.Tag, IncludeInvisible: cfg.Datafeed.IncludeInvisible})
 		var res symphony.OpenResult
-		if err := retryStartup(ctx, logger, "open datafeed", func(ctx context.Context) error {
+		if err := retryStartup(ctx, logger, life, "open datafeed", func(ctx context.Context) error {
 			var err error
 			res, err = f.Open(ctx)
 			return err
@@ -290,8 +301,9 @@ func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client
 }
 
 // retryStartup retries a start-up step on transient errors with the BDK's
-// default backoff capped at 30 s; credentials rejected and bad usage stop at once.
-func retryStartup(ctx context.Context, logger *slog.Logger, what string, fn func(context.Context) error) error {
+// default backoff capped at 30 s; credentials rejected and bad usage stop at
+// once. Each failure retried is logged and recorded on life for /readyz.
+func retryStartup(ctx context.Context, logger *slog.Logger, life *lifecycle, what string, fn func(context.Context) error) error {
 	bo := backoff.New(backoff.Config{MaxAttempts: -1, Initial: 500 * time.Millisecond, Multiplier: 2, Max: 30 * time.Second})
 	for {
 		err := fn(ctx)
@@ -315,6 +327,7 @@ func retryStartup(ctx context.Context, logger *slog.Logger, what string, fn func
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		logger.Warn("start-up step failed; retrying", "step", what, "err", err, "attempt", bo.Attempts()+1)
+		life.failed(err)
 		if err := bo.Wait(ctx, 0); err != nil {
 			if errors.Is(err, context.Canceled) {
 				return err

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -38,39 +40,91 @@ func TestStreamNotCoveringSubjectsStops(t *testing.T) {
 	}
 }
 
-// TestReadyzDuringStartup: while symbridge waits for NATS, /healthz answers
-// and /readyz says what it is waiting for.
-func TestReadyzDuringStartup(t *testing.T) {
-	t.Parallel()
-	bot, _ := keys(t)
-	_, agentURL := newAgent(t, &bot.PublicKey, time.Second)
-	path := writeConfig(t, agentURL, "nats://127.0.0.1:1") // nothing listens there
-
+// startStuck runs `symbridge run --config path` for a start-up expected to
+// wait (a dependency unreachable), until the test ends; it returns the
+// logs and the health server's address once it listens.
+func startStuck(t *testing.T, path string) (logs *testlog.Buffer, addr string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr testlog.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", path}, nil, &stdout, &stderr) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			t.Error("run did not stop within 5s of cancellation while waiting for NATS")
+			t.Error("run did not stop within 5s of cancellation during start-up")
 		}
-	}()
-	var addr string
+		if t.Failed() {
+			t.Logf("logs:\n%s", stderr.String())
+		}
+	})
 	natstest.WaitFor(t, 10*time.Second, func() error {
 		if addr = healthAddr(stderr.String()); addr == "" {
 			return errors.New("no health server yet")
 		}
 		return nil
 	})
+	return &stderr, addr
+}
+
+// readyzWaiting polls /readyz until it reports the last error of a start-up
+// step (the step's first attempt may still be under way), and returns it.
+func readyzWaiting(t *testing.T, addr string) string {
+	t.Helper()
+	var body string
+	natstest.WaitFor(t, 20*time.Second, func() error {
+		var code int
+		code, body = get(t, "http://"+addr+"/readyz")
+		if code != 503 || !strings.Contains(body, "; last error: ") {
+			return fmt.Errorf("/readyz: %d %q, want 503 with the last error", code, body)
+		}
+		return nil
+	})
+	t.Logf("/readyz: %s", body)
+	return body
+}
+
+// TestReadyzDuringStartup: while symbridge waits for NATS, /healthz answers
+// and /readyz says what it is waiting for, since when, and why.
+func TestReadyzDuringStartup(t *testing.T) {
+	t.Parallel()
+	bot, _ := keys(t)
+	_, agentURL := newAgent(t, &bot.PublicKey, time.Second)
+	path := writeConfig(t, agentURL, "nats://127.0.0.1:1") // nothing listens there
+
+	_, addr := startStuck(t, path)
 	if code, _ := get(t, "http://"+addr+"/healthz"); code != 200 {
 		t.Errorf("/healthz while starting: %d, want 200", code)
 	}
-	code, body := get(t, "http://"+addr+"/readyz")
-	if code != 503 || !strings.Contains(body, "connecting to NATS") {
-		t.Errorf("/readyz while starting: %d %q, want 503 naming the step", code, body)
+	body := readyzWaiting(t, addr)
+	for _, want := range []string{"not ready: starting: connecting to NATS (waiting ", "connection refused"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/readyz %q lacks %q", body, want)
+		}
+	}
+}
+
+// TestReadyzStuckAuthenticating: with NATS up and the Agent (pod, key
+// manager) refusing connections, start-up retries authentication, and
+// /readyz says so: the step, how long it has waited, and the error behind
+// it, as the log does.
+func TestReadyzStuckAuthenticating(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServer(t)
+	nowhere := &url.URL{Scheme: "http", Host: "127.0.0.1:1"} // nothing listens there
+	path := writeConfig(t, nowhere, srv.URL())
+
+	logs, addr := startStuck(t, path)
+	body := readyzWaiting(t, addr)
+	for _, want := range []string{"not ready: starting: authenticating (waiting ", "127.0.0.1:1", "connection refused"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/readyz %q lacks %q", body, want)
+		}
+	}
+	if !strings.Contains(logs.String(), "start-up step failed; retrying") {
+		t.Errorf("the log does not report the failed step:\n%s", logs.String())
 	}
 }
 

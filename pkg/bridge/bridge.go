@@ -310,6 +310,11 @@ type Stats struct {
 	PublishRetries  int64 // re-publishes after a transient failure
 	FeedRecreations int64 // batches reporting a recreated feed (events lost upstream)
 	HookDropped     int64 // OnStored notifications dropped because the hook lagged
+	// NewestStored is the Symphony timestamp of the newest event stored
+	// (the latest event timestamp among the batches fully stored, dead
+	// letters and dedupe skips included); zero before any. time.Since it
+	// is how far the bridge lags behind Symphony while events flow.
+	NewestStored time.Time
 }
 
 // Stored is the number of events whose storage is confirmed: new, duplicate
@@ -319,6 +324,18 @@ func (s Stats) Stored() int64 { return s.Published + s.Duplicates + s.DedupeSkip
 type counters struct {
 	batches, eventsRead, published, duplicates, dedupeSkipped, deadLettered,
 	readErrors, publishRetries, feedRecreations, hookDropped atomic.Int64
+	newestStored atomic.Int64 // Stats.NewestStored in ms since the epoch; 0 before any
+}
+
+// storedUpTo raises newestStored to ts (ms) unless it is there already:
+// one compare-and-swap per batch, whatever the readers' interleaving.
+func (c *counters) storedUpTo(ts int64) {
+	for {
+		cur := c.newestStored.Load()
+		if ts <= cur || c.newestStored.CompareAndSwap(cur, ts) {
+			return
+		}
+	}
 }
 
 // Stats returns the counters.
@@ -329,8 +346,17 @@ func (b *Bridge) Stats() Stats {
 		Duplicates: c.duplicates.Load(), DedupeSkipped: c.dedupeSkipped.Load(),
 		DeadLettered: c.deadLettered.Load(), ReadErrors: c.readErrors.Load(),
 		PublishRetries: c.publishRetries.Load(), FeedRecreations: c.feedRecreations.Load(),
-		HookDropped: c.hookDropped.Load(),
+		HookDropped: c.hookDropped.Load(), NewestStored: unixMilli(c.newestStored.Load()),
 	}
+}
+
+// unixMilli is the time of ms since the epoch, in UTC (Stats print the
+// same everywhere); the zero time for 0.
+func unixMilli(ms int64) time.Time {
+	if ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 // Readers returns the number of readers running now.

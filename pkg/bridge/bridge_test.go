@@ -753,3 +753,39 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults not applied: %+v", zero)
 	}
 }
+
+// TestBridgeNewestStored: Stats.NewestStored is the newest Symphony
+// timestamp among the events stored (zero before any), not the last one
+// seen: a later batch of older events does not lower it.
+func TestBridgeNewestStored(t *testing.T) {
+	e := setup(t, bridge.StreamConfig{})
+	f := &feed{batches: []symphony.Batch{
+		batch("a1", messageSent(5, "s1"), messageSent(9, "s1"), messageSent(2, "s1")),
+		batch("a2", messageSent(3, "s1"), userJoined("j1", 5)), // older than ev9
+	}}
+	b, err := bridge.New(testConfig(t), f, e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Stats().NewestStored; !got.IsZero() {
+		t.Errorf("NewestStored before any event = %s, want the zero time", got)
+	}
+	runUntilAcked(t, b, f, 2)
+
+	var want int64
+	for _, bt := range f.batches {
+		for _, ev := range bt.Events {
+			want = max(want, ev.Timestamp)
+		}
+	}
+	if want != baseTS+9 {
+		t.Fatalf("test events: newest timestamp %d, want %d", want, baseTS+9)
+	}
+	st := b.Stats()
+	if !st.NewestStored.Equal(time.UnixMilli(want)) {
+		t.Errorf("NewestStored = %s, want %s (the newest stored event)", st.NewestStored, time.UnixMilli(want))
+	}
+	if st.Stored() != 5 {
+		t.Errorf("stats = %+v, want 5 stored", st)
+	}
+}

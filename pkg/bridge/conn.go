@@ -35,6 +35,11 @@ type NATSConfig struct {
 	// Options are applied after the bridge's own (credentials, TLS, ...);
 	// they may override them.
 	Options []nats.Option
+	// Waiting, when set, is told the error of the failed attempts while
+	// Connect waits for the first connection (on Connect's goroutine, the
+	// same error possibly several times), so that a status page can say why
+	// start-up is stuck. It is not called once connected.
+	Waiting func(err error)
 }
 
 // Connection defaults.
@@ -142,6 +147,11 @@ func Connect(ctx context.Context, cfg NATSConfig, logger *slog.Logger) (*nats.Co
 				}
 				return nil, fmt.Errorf("connect to NATS %s: connection closed", shown)
 			}
+		}
+		// After a failed round LastError is ErrNoServers, which would hide
+		// the cause reported before it (connection refused, no such host).
+		if err != nil && cfg.Waiting != nil && !errors.Is(err, nats.ErrNoServers) {
+			cfg.Waiting(err)
 		}
 		if err != nil && certificateRefused(err) {
 			nc.Close()

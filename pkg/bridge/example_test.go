@@ -92,5 +92,5 @@ func Example() {
 	// Output:
 	// 1 symphony.acme.messagesent.room
 	// 2 symphony.acme._invalid
-	// {Batches:1 EventsRead:2 Published:1 Duplicates:0 DedupeSkipped:0 DeadLettered:1 ReadErrors:0 PublishRetries:0 FeedRecreations:0 HookDropped:0}
+	// {Batches:1 EventsRead:2 Published:1 Duplicates:0 DedupeSkipped:0 DeadLettered:1 ReadErrors:0 PublishRetries:0 FeedRecreations:0 HookDropped:0 NewestStored:2026-01-01 00:00:00 +0000 UTC}
 }

@@ -52,7 +52,7 @@ var errAckLost = fmt.Errorf("no publish-ack in time: %w", jetstream.ErrAsyncPubl
 // ends first. A failing publish is recorded on r, the reader whose batch it
 // is, until the batch is stored.
 func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, r *reader, events []symphony.Event) error {
-	items, done := b.prepare(ctx, events)
+	items, done, newest := b.prepare(ctx, events)
 	retry := backoff.New(backoff.Config{
 		MaxAttempts: -1, Multiplier: 2,
 		Initial: min(50*time.Millisecond, b.cfg.PublishRetryMax),
@@ -83,19 +83,23 @@ func (b *Bridge) storeBatch(ctx context.Context, log *slog.Logger, r *reader, ev
 	if b.cfg.Dedupe != nil {
 		b.cfg.Dedupe.Mark(done...)
 	}
+	b.stats.storedUpTo(newest)
 	return nil
 }
 
 // prepare maps the batch: undecodable events become dead letters, events the
 // dedupe set has seen are skipped (counted as stored) before anything is
-// built for them. It returns the items to publish and the ids to mark in the
-// dedupe set once all are stored.
-func (b *Bridge) prepare(ctx context.Context, events []symphony.Event) ([]*item, []string) {
-	items := make([]*item, 0, len(events))
-	done := make([]string, 0, len(events))
+// built for them. It returns the items to publish, the ids to mark in the
+// dedupe set once all are stored, and the batch's newest event timestamp
+// (ms; 0 when none has one), found in this loop so that the lag costs the
+// hot path one comparison per event.
+func (b *Bridge) prepare(ctx context.Context, events []symphony.Event) (items []*item, done []string, newest int64) {
+	items = make([]*item, 0, len(events))
+	done = make([]string, 0, len(events))
 	all := make([]item, len(events)) // one allocation for the batch
 	for i := range events {
 		ev := &events[i]
+		newest = max(newest, ev.Timestamp)
 		it := &all[i]
 		it.ev = ev
 		if ev.Err != nil {
@@ -117,7 +121,7 @@ func (b *Bridge) prepare(ctx context.Context, events []symphony.Event) ([]*item,
 		items = append(items, it)
 		done = append(done, it.msgID)
 	}
-	return items, done
+	return items, done, newest
 }
 
 // publishRound publishes items (in chunks of MaxPending) and waits for every
