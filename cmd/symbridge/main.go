@@ -4,6 +4,7 @@
 //	symbridge check --config FILE checks the configuration and every dependency, changing nothing
 //	symbridge demo                simulated Agent + embedded JetStream + the real bridge path
 //	symbridge agent-sim           the Agent simulator alone, for testing bots
+//	symbridge tail                print the events stored in the stream
 //	symbridge version
 //
 // Exit codes: 0 clean stop (SIGINT/SIGTERM or --duration), 1 the bridge
@@ -55,6 +56,7 @@ Usage:
   symbridge check --config FILE [--json]   check the configuration and its servers, changing nothing
   symbridge demo [--duration 10s] [--dir DIR] [--rate 20] [--quiet]
   symbridge agent-sim [--listen 127.0.0.1:8443] [--rate 5] [--username bot] [--public-key FILE]
+  symbridge tail [--config FILE | --nats-url URL] [--subject S] [--since 10m | --seq N] [--count N] [--follow] [--json]
   symbridge healthcheck URL   exit 0 when URL answers 200 (container health checks)
   symbridge config keys       list every configuration key, its environment spelling and default
   symbridge version
@@ -86,6 +88,8 @@ func dispatch(ctx context.Context, args []string, environ []string, stdout, stde
 		return cmdDemo(ctx, args[1:], environ, stdout, stderr)
 	case "agent-sim":
 		return cmdAgentSim(ctx, args[1:], stdout, stderr)
+	case "tail":
+		return cmdTail(ctx, args[1:], environ, stdout, stderr)
 	case "healthcheck":
 		if wantsHelp(args[1:]) {
 			fmt.Fprintln(stdout, "Usage: symbridge healthcheck URL\n\nExits 0 when URL answers 200 (for container health checks in images without curl).")

@@ -464,7 +464,7 @@ func TestCommandHelp(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{ // command: a flag or word its help names
 		"run": "-config", "check": "-json", "demo": "-duration", "agent-sim": "-listen",
-		"healthcheck": "URL", "config": "keys",
+		"healthcheck": "URL", "config": "keys", "tail": "-since",
 	}
 	for cmd, want := range cases {
 		for _, h := range []string{"--help", "-h"} {

@@ -8,15 +8,16 @@
 //	go run ./examples/go-worker --since 10m                      # replay the last ten minutes, then exit
 //	go run ./examples/go-worker --seq 1 --follow                 # replay everything, then keep following
 //
-// Each message gets one line (stream sequence, type, stream type, initiator,
-// a text snippet) and an explicit acknowledgement. The acknowledgement is
+// Each message gets one line, the same as `symbridge tail` prints (time,
+// stream sequence, type, stream type and id, initiator, a text snippet; see
+// pkg/eventline), and an explicit acknowledgement. The acknowledgement is
 // confirmed by the server (DoubleAck): a worker that says it handled an event
 // knows the server will not deliver it again, which is what makes --record
 // exact enough for a test to check "none twice".
 //
 // A replay (--since, --seq) reads through an ordered consumer: an ephemeral,
-// server-side cursor that needs no acknowledgement and leaves no durable
-// consumer behind.
+// server-side cursor that needs no acknowledgement and is deleted when the
+// replay ends, so it leaves no consumer behind (eventline.Replay).
 //
 // An idempotent consumer keys its side effects on the Nats-Msg-Id header:
 // symbridge derives it from the event's content, so a redelivery (this
@@ -25,28 +26,20 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"html"
 	"io"
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// Headers symbridge sets (README "Subjects and headers").
-const (
-	hdrEventType  = "Symphony-Event-Type"
-	hdrStreamType = "Symphony-Stream-Type"
-	hdrDeadLetter = "Symphony-Dead-Letter-Reason"
+	"github.com/symbridge/symbridge/pkg/eventline"
 )
 
 // errReported is a usage error already printed by the flag package.
@@ -170,9 +163,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--follow needs --since or --seq")
 	}
 	if o.since != "" {
-		t, err := parseSince(o.since, time.Now())
+		t, err := eventline.ParseSince(o.since, time.Now())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--since %w", err)
 		}
 		o.startTime = t
 	}
@@ -189,21 +182,6 @@ func defaultServer() string {
 }
 
 func (o *options) replay() bool { return o.since != "" || o.seq != 0 }
-
-// parseSince reads --since: a duration before now, or an RFC 3339 time.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		if d < 0 {
-			return time.Time{}, fmt.Errorf("--since %s: a duration ago must be positive", s)
-		}
-		return now.Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--since %q: neither a duration (10m) nor an RFC 3339 time (2026-12-03T09:00:00Z)", s)
-	}
-	return t, nil
-}
 
 type worker struct {
 	o           *options
@@ -222,7 +200,7 @@ func (w *worker) work(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("pull from %s/%s: %w", w.o.stream, w.o.durable, err)
 	}
-	return w.each(ctx, it, func(msg jetstream.Msg, _ uint64) bool {
+	return w.each(ctx, it, func(msg jetstream.Msg) bool {
 		// Finish the message in hand even when SIGTERM came meanwhile:
 		// the ack gets its own short deadline.
 		ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
@@ -240,7 +218,7 @@ func (w *worker) work(ctx context.Context, js jetstream.JetStream) error {
 // On SIGTERM the iterator stops: Next returns, the message in hand (if any)
 // is finished, and the messages pulled but not handed to us stay un-acked;
 // the server gives them to another worker after AckWait.
-func (w *worker) each(ctx context.Context, it jetstream.MessagesContext, after func(msg jetstream.Msg, seq uint64) bool) error {
+func (w *worker) each(ctx context.Context, it jetstream.MessagesContext, after func(msg jetstream.Msg) bool) error {
 	defer context.AfterFunc(ctx, it.Stop)()
 	defer it.Stop()
 	for {
@@ -251,11 +229,10 @@ func (w *worker) each(ctx context.Context, it jetstream.MessagesContext, after f
 		if err != nil {
 			return fmt.Errorf("next message: %w", err)
 		}
-		seq, err := w.handle(msg)
-		if err != nil {
+		if err := w.handle(msg); err != nil {
 			return err
 		}
-		if !after(msg, seq) {
+		if !after(msg) {
 			return nil
 		}
 	}
@@ -292,134 +269,29 @@ func (w *worker) consumer(ctx context.Context, js jetstream.JetStream) (jetstrea
 // replay reads from --since or --seq through an ordered consumer, up to the
 // last matching message stored when it started (or on, with --follow).
 func (w *worker) replay(ctx context.Context, js jetstream.JetStream) error {
-	stream, err := js.Stream(ctx, w.o.stream)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", w.o.stream, err)
-	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{w.o.filter}}
-	if w.o.seq != 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, w.o.seq
-	} else {
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &w.o.startTime
-	}
-	// The end: the last matching message now. Without --follow the replay
-	// stops there, and at once when nothing matches after the start.
-	var end uint64
-	if !w.o.follow {
-		last, err := stream.GetLastMsgForSubject(ctx, w.o.filter)
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			return nil
-		case err != nil:
-			return fmt.Errorf("last message of %s: %w", w.o.filter, err)
-		case last.Sequence < w.o.seq, w.o.seq == 0 && last.Time.Before(w.o.startTime):
-			return nil
-		}
-		end = last.Sequence
-	}
-	cons, err := stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("ordered consumer on %s: %w", w.o.stream, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(100))
-	if err != nil {
-		return fmt.Errorf("replay: %w", err)
-	}
-	return w.each(ctx, it, func(_ jetstream.Msg, seq uint64) bool {
-		return end == 0 || seq < end
-	})
+	r := eventline.Range{Subject: w.o.filter, Seq: w.o.seq, Since: w.o.startTime, Follow: w.o.follow}
+	return eventline.Replay(ctx, js, w.o.stream, r, w.handle)
 }
 
-// handle prints msg's line and records it, and returns its stream
-// sequence. It fails when the record cannot be written: acknowledging an
+// handle prints msg's line and records it. It fails when the record cannot be written: acknowledging an
 // event the record lacks would make the record lie.
-func (w *worker) handle(msg jetstream.Msg) (uint64, error) {
+func (w *worker) handle(msg jetstream.Msg) error {
 	md, err := msg.Metadata()
 	if err != nil {
-		return 0, fmt.Errorf("metadata: %w", err)
+		return fmt.Errorf("metadata: %w", err)
 	}
 	seq := md.Sequence.Stream
 	if !w.o.quiet {
-		fmt.Fprintln(w.out, describe(seq, msg.Headers(), msg.Data()))
+		fmt.Fprintln(w.out, eventline.Line(msg))
 	}
 	if w.rec != nil {
 		// One write(2) per line, straight to the file: nothing buffered
 		// here can be lost when the process is killed after the ack.
 		line := strconv.FormatUint(seq, 10) + " " + msg.Headers().Get(jetstream.MsgIDHeader) + "\n"
 		if _, err := w.rec.WriteString(line); err != nil {
-			return 0, fmt.Errorf("--record: %w", err)
+			return fmt.Errorf("--record: %w", err)
 		}
 	}
 	w.handled++
-	return seq, nil
-}
-
-// event holds the few fields of a Symphony event a line shows.
-type event struct {
-	Initiator struct {
-		User struct {
-			UserID      json.Number `json:"userId"`
-			DisplayName string      `json:"displayName"`
-		} `json:"user"`
-	} `json:"initiator"`
-	Payload struct {
-		MessageSent struct {
-			Message struct {
-				Message string `json:"message"`
-			} `json:"message"`
-		} `json:"messageSent"`
-	} `json:"payload"`
-}
-
-// describe is one line about a message: sequence, type, stream type,
-// initiator and, for a message, its text without markup. A dead letter
-// shows its reason.
-func describe(seq uint64, h nats.Header, data []byte) string {
-	line := fmt.Sprintf("%d %s %s", seq, orDash(h.Get(hdrEventType)), orDash(h.Get(hdrStreamType)))
-	if reason := h.Get(hdrDeadLetter); reason != "" {
-		return line + " dead-letter: " + reason
-	}
-	var ev event
-	if err := json.Unmarshal(data, &ev); err != nil {
-		return line + " (payload is not a JSON event)"
-	}
-	who := ev.Initiator.User.DisplayName
-	if who == "" {
-		who = ev.Initiator.User.UserID.String()
-	}
-	line += " initiator=" + orDash(who)
-	if text := snippet(ev.Payload.MessageSent.Message.Message, 60); text != "" {
-		line += " text=" + strconv.Quote(text)
-	}
-	return line
-}
-
-// snippet strips MessageML/PresentationML tags, decodes entities, folds
-// whitespace and cuts to max runes.
-func snippet(markup string, max int) string {
-	var b strings.Builder
-	inTag := false
-	for _, r := range markup {
-		switch {
-		case r == '<':
-			inTag = true
-		case r == '>' && inTag:
-			inTag = false
-			b.WriteByte(' ')
-		case !inTag:
-			b.WriteRune(r)
-		}
-	}
-	text := strings.Join(strings.Fields(html.UnescapeString(b.String())), " ")
-	if r := []rune(text); len(r) > max {
-		text = string(r[:max]) + "…"
-	}
-	return text
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	return nil
 }

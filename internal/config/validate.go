@@ -106,6 +106,31 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Scope is the part of the configuration a command uses, by key prefix.
+type Scope struct{ prefixes []string }
+
+// ScopeNATS is what a command that only reads the stream uses (`symbridge
+// tail`): the nats.* and log.* keys. A file without the bot's keys is valid
+// in it.
+var ScopeNATS = Scope{prefixes: []string{"nats.", "log."}}
+
+// ValidateFor is [Config.Validate] for the keys in scope: the same rules,
+// and only the problems of those keys. Every problem names its key first,
+// which is what places it in a scope.
+func (c *Config) ValidateFor(scope Scope) error {
+	joined, _ := c.Validate().(interface{ Unwrap() []error })
+	if joined == nil {
+		return nil
+	}
+	var in []error
+	for _, err := range joined.Unwrap() {
+		if slices.ContainsFunc(scope.prefixes, func(p string) bool { return strings.HasPrefix(err.Error(), p) }) {
+			in = append(in, err)
+		}
+	}
+	return errors.Join(in...)
+}
+
 const minBodyBytes = 1 << 20
 
 // retryKeyNames are the BDK's names of symphony.RetryConfig's fields.

@@ -55,6 +55,23 @@ func splitListen(l string) (string, int, error) {
 	return host, port, nil
 }
 
+// ClientURL is the URL another process (`symbridge tail`) connects with to
+// the embedded server of a configuration listening on listen: its host, or
+// loopback when it listens on every interface. A random port (0) cannot be
+// known from outside: an error.
+func ClientURL(listen string) (string, error) {
+	host, port, err := splitListen(listen)
+	switch {
+	case err != nil:
+		return "", err
+	case port == server.RANDOM_PORT:
+		return "", fmt.Errorf("listen address %q has a random port: give the server's URL", listen)
+	case host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified():
+		host = "127.0.0.1"
+	}
+	return "nats://" + net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
 // Start runs the server and waits until it accepts connections. Stop it with
 // Shutdown followed by WaitForShutdown.
 func Start(ctx context.Context, cfg Config) (*server.Server, error) {

@@ -45,3 +45,23 @@ func TestValidateNamesField(t *testing.T) {
 		}
 	}
 }
+
+func TestClientURL(t *testing.T) {
+	for listen, want := range map[string]string{
+		"127.0.0.1:4222": "nats://127.0.0.1:4222",
+		":4222":          "nats://127.0.0.1:4222",
+		"0.0.0.0:4333":   "nats://127.0.0.1:4333",
+		"[::]:4222":      "nats://127.0.0.1:4222",
+		"[::1]:4222":     "nats://[::1]:4222",
+		"nats.local:1":   "nats://nats.local:1",
+	} {
+		if got, err := ClientURL(listen); err != nil || got != want {
+			t.Errorf("ClientURL(%q) = %q, %v; want %q", listen, got, err, want)
+		}
+	}
+	for _, bad := range []string{"127.0.0.1:0", "4222", ""} {
+		if got, err := ClientURL(bad); err == nil {
+			t.Errorf("ClientURL(%q) = %q, want an error", bad, got)
+		}
+	}
+}
