@@ -126,7 +126,7 @@ func TestEveryEndpointValidates(t *testing.T) {
 	c.must(400, "GET", "/agent/v4/datafeed/unknown/read", nil)
 
 	st := s.v.Stats()
-	if s.v != nil && st.Requests < 20 || st.Responses < 20 || st.Events < int64(len(sent)) || st.Unspecified != 1 {
+	if s.v != nil && (st.Requests < 20 || st.Responses < 20 || st.Events < int64(len(sent)) || st.Unspecified != 1) {
 		t.Errorf("validator saw too little: %+v", st)
 	}
 }
