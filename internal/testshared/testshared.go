@@ -13,6 +13,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -76,4 +77,27 @@ func dir(t testing.TB, parts []string) (string, error) {
 		return "", err
 	}
 	return p, nil
+}
+
+// READMEBlock returns the shell code of README.md between the markers
+// <!-- name:start --> and <!-- name:end --> (the fenced block's body), for
+// the tests that run README's commands as written.
+func READMEBlock(t testing.TB, name string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "<!-- "+name+":start -->")
+	block, _, ok2 := strings.Cut(rest, "<!-- "+name+":end -->")
+	if !ok || !ok2 {
+		t.Fatalf("README.md has no %s block", name)
+	}
+	block = strings.TrimSpace(block)
+	block = strings.TrimPrefix(block, "```sh")
+	block = strings.TrimSuffix(block, "```")
+	if strings.Contains(block, "```") {
+		t.Fatalf("README %s block: more than one fenced block between the markers", name)
+	}
+	return block
 }
