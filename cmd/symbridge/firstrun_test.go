@@ -21,7 +21,13 @@ import (
 // exampleConfig is the ready configuration README's first-run block uses.
 const exampleConfig = "examples/agent-sim/config.yaml"
 
+// notYetExported lists metric names the docs use ahead of the code.
+var notYetExported = map[string]bool{
+	"symbridge_newest_event_timestamp_seconds": true, // added by the progress branch
+}
+
 var (
+	docMetricRe    = regexp.MustCompile(`symbridge_[a-z0-9_]*[a-z0-9]`)
 	agentSimAddrRe = regexp.MustCompile(`serving the Symphony Agent, pod and key manager at (http://\S+)`)
 	publishedRe    = regexp.MustCompile(`(?m)^symbridge_events_published_total (\d+)`)
 )
@@ -37,7 +43,8 @@ var (
 // cannot change without the test.
 func TestREADMEFirstRun(t *testing.T) {
 	block := testshared.READMEBlock(t, "first-run")
-	example, err := os.ReadFile(filepath.Join(testshared.RepoRoot(t), exampleConfig))
+	root := testshared.RepoRoot(t)
+	example, err := os.ReadFile(filepath.Join(root, exampleConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +161,37 @@ func TestREADMEFirstRun(t *testing.T) {
 	if code, body := get(t, "http://"+addr+"/readyz"); code != 200 {
 		t.Errorf("/readyz: %d %s", code, body)
 	}
+	_, metrics := get(t, "http://"+addr+"/metrics")
+	t.Run("metric names in the docs", func(t *testing.T) { checkDocMetricNames(t, root, metrics) })
 	if _, err := os.Stat(filepath.Join(dir, "symbridge-data")); err != nil {
 		t.Errorf("the embedded server's store is not where the example says: %v", err)
+	}
+}
+
+// checkDocMetricNames fails for every symbridge_* name README.md and
+// docs/operations.md (under root) use (in alerts, dashboards, prose) that metrics, the
+// text a real run served on /metrics, does not export.
+func checkDocMetricNames(t *testing.T, root, metrics string) {
+	exported := map[string]bool{}
+	for _, line := range strings.Split(metrics, "\n") {
+		line = strings.TrimPrefix(strings.TrimPrefix(line, "# HELP "), "# TYPE ")
+		if name, _, _ := strings.Cut(line, " "); strings.HasPrefix(name, "symbridge_") {
+			name, _, _ = strings.Cut(name, "{")
+			exported[name] = true
+		}
+	}
+	if len(exported) < 10 {
+		t.Fatalf("only %d symbridge_* names in /metrics:\n%s", len(exported), metrics)
+	}
+	for _, doc := range []string{"README.md", "docs/operations.md"} {
+		text, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range docMetricRe.FindAllString(string(text), -1) {
+			if !exported[name] && !notYetExported[name] {
+				t.Errorf("%s names %s, which /metrics does not export", doc, name)
+			}
+		}
 	}
 }
