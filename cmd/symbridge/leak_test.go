@@ -89,10 +89,7 @@ func (c *credRecorder) headerTokens() []string {
 // validator (the Agent serves the handler wrapped at Start).
 func newRecordedAgent(t *testing.T, cfg symphonytest.Config) (*symphonytest.Agent, *url.URL, *credRecorder) {
 	t.Helper()
-	v, err := spec.NewValidator(specDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := spec.ForTest(t)
 	cfg.Username = testBot
 	a := symphonytest.New(cfg)
 	a.Use(func(next http.Handler) http.Handler { return v.Middleware(next, nil) })

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/symbridge/symbridge/internal/testlog"
-	"github.com/symbridge/symbridge/internal/testshared"
 
 	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/pkg/symphony"
@@ -54,19 +53,12 @@ func keys(t testing.TB) (bot, other *rsa.PrivateKey) {
 	return botKey, otherKey
 }
 
-func specDir(t testing.TB) string {
-	t.Helper()
-	return testshared.Path(t, "symphony-api-spec")
-}
-
 // newAgent starts a simulated Agent over plain HTTP, behind the OpenAPI
-// validator, that accepts pub's signatures for testBot.
+// validator (when ../shared holds the spec files: spec.ForTest), that
+// accepts pub's signatures for testBot.
 func newAgent(t *testing.T, pub *rsa.PublicKey, longPoll time.Duration) (*symphonytest.Agent, *url.URL) {
 	t.Helper()
-	v, err := spec.NewValidator(specDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := spec.ForTest(t)
 	a := symphonytest.New(symphonytest.Config{Username: testBot, PublicKey: pub, LongPoll: longPoll, VisibilityTimeout: time.Second})
 	a.Use(func(next http.Handler) http.Handler { return v.Middleware(next, nil) })
 	u, err := url.Parse(a.Start())

@@ -328,10 +328,7 @@ func TestPrivateKeyPermissionWarning(t *testing.T) {
 // 127.0.0.1 signed by p's CA, behind the OpenAPI validator.
 func newTLSAgent(t *testing.T, p *natstest.PKI) (*symphonytest.Agent, *url.URL) {
 	t.Helper()
-	v, err := spec.NewValidator(specDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := spec.ForTest(t)
 	bot, _ := keys(t)
 	a := symphonytest.New(symphonytest.Config{Username: testBot, PublicKey: &bot.PublicKey, LongPoll: time.Second, VisibilityTimeout: time.Second})
 	a.Use(func(next http.Handler) http.Handler { return v.Middleware(next, nil) })

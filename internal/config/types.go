@@ -145,7 +145,7 @@ type EmbeddedConfig struct {
 
 // HTTPConfig is the health endpoint server.
 type HTTPConfig struct {
-	Listen string `koanf:"listen" default:":8080" desc:"address of /healthz and /readyz; empty disables"`
+	Listen string `koanf:"listen" default:":8080" desc:"address of /healthz, /readyz and /metrics; the default binds every interface (127.0.0.1:8080 keeps it local); empty disables"`
 }
 
 // LogConfig configures slog.

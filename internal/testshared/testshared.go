@@ -1,15 +1,19 @@
 // Package testshared finds, for tests, the reference material kept beside
 // the repository in ../shared (the official OpenAPI files and real JSON
-// samples). It is never copied into the repository. CI always has it, so
-// under CI (CI set in the environment) its absence fails the test; on a
-// developer's machine without it, tests that need it are skipped with a
-// message saying so.
+// samples). It is never copied into the repository, so a plain clone has no
+// ../shared: only the conformance tests, whose point is to compare with the
+// official files (listed in .ci/conformance-tests), need it and use [Path],
+// which skips them there. Every other test uses [Dir] and runs without it
+// (the simulator unvalidated, generated events instead of the samples). CI
+// always has it, so under CI (CI set in the environment) its absence fails
+// the test either way.
 package testshared
 
 import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -43,15 +47,57 @@ func RepoRoot(t testing.TB) string {
 	return dir
 }
 
-// Path returns ../shared/<parts...> beside the repository.
+// Path returns ../shared/<parts...> beside the repository, for a
+// conformance test: without it the test is skipped (failed under CI).
 func Path(t testing.TB, parts ...string) string {
+	t.Helper()
+	p, err := dir(t, parts)
+	if err != nil {
+		t.Skipf("conformance test: reference material not present (../shared beside the repository): %v", err)
+	}
+	return p
+}
+
+// Dir returns ../shared/<parts...> beside the repository and true when it
+// is there. When it is not, it returns "", false on a developer's machine,
+// and the caller runs without it; under CI it fails the test.
+func Dir(t testing.TB, parts ...string) (string, bool) {
+	t.Helper()
+	p, err := dir(t, parts)
+	return p, err == nil
+}
+
+func dir(t testing.TB, parts []string) (string, error) {
 	t.Helper()
 	p := filepath.Join(append([]string{RepoRoot(t), "..", "shared"}, parts...)...)
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("reference material missing (../shared beside the repository): %v", err)
 		}
-		t.Skipf("reference material not present (../shared beside the repository): %v", err)
+		return "", err
 	}
-	return p
+	return p, nil
+}
+
+// READMEBlock returns the shell code of README.md between the markers
+// <!-- name:start --> and <!-- name:end --> (the fenced block's body), for
+// the tests that run README's commands as written.
+func READMEBlock(t testing.TB, name string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "<!-- "+name+":start -->")
+	block, _, ok2 := strings.Cut(rest, "<!-- "+name+":end -->")
+	if !ok || !ok2 {
+		t.Fatalf("README.md has no %s block", name)
+	}
+	block = strings.TrimSpace(block)
+	block = strings.TrimPrefix(block, "```sh")
+	block = strings.TrimSuffix(block, "```")
+	if strings.Contains(block, "```") {
+		t.Fatalf("README %s block: more than one fenced block between the markers", name)
+	}
+	return block
 }

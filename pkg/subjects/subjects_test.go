@@ -11,6 +11,7 @@ import (
 	"github.com/symbridge/symbridge/internal/testshared"
 
 	"github.com/symbridge/symbridge/pkg/symphony"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
 )
 
 // fullTemplate uses every placeholder; it leaves each 48 bytes.
@@ -383,17 +384,21 @@ func BenchmarkSubject(b *testing.B) {
 	})
 }
 
-// samplesDir returns ../shared/symphony-samples beside the repository.
-func samplesDir(t testing.TB) string {
-	t.Helper()
-	return testshared.Path(t, "symphony-samples")
-}
-
-// sampleEvents decodes every event of the JSON samples.
+// sampleEvents decodes every event of the JSON samples in
+// ../shared/symphony-samples, and of every type the simulator's generator
+// makes (with standard and URL-safe stream ids), so a plain clone without
+// ../shared still has events of every shape.
 func sampleEvents(t testing.TB) []symphony.Event {
 	t.Helper()
-	dir := samplesDir(t)
 	var evs []symphony.Event
+	gen := symphonytest.NewGenerator(symphonytest.GeneratorConfig{Seed: 1, StdBase64Rate: 0.5})
+	for _, raw := range gen.All() {
+		evs = append(evs, symphony.ParseEvent(raw))
+	}
+	dir, ok := testshared.Dir(t, "symphony-samples")
+	if !ok {
+		return evs
+	}
 	for _, f := range []string{"bdk-java/read_datafeed.json", "bdk-java-legacy/read_datafeedv2.json", "bdk-java-legacy/read_datafeedv5.json"} {
 		body, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {

@@ -283,15 +283,31 @@ func TestTricklingServerIsCutOff(t *testing.T) {
 	}
 }
 
-func TestAgentInfoAndSessionInfo_Samples(t *testing.T) {
-	agentInfo, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-python", "agent_info.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	botInfo, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java", "bot_info.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestAgentInfoAndSessionInfo decodes /agent/v1/info and
+// /pod/v2/sessioninfo bodies written here; its "samples" subtest, a
+// conformance test, decodes the BDKs' real ones from ../shared.
+func TestAgentInfoAndSessionInfo(t *testing.T) {
+	t.Run("fixture", func(t *testing.T) {
+		checkAgentAndSessionInfo(t,
+			[]byte(`{"hostname":"agent-1","version":"Agent-2.55.0-SNAPSHOT-Linux-4.4.86+","url":"https://agent.example.com/agent","onPrem":true}`),
+			[]byte(`{"id":7696581394433,"username":"admin@symphony.com","displayName":"Symphony Admin","roles":["INDIVIDUAL"],"avatars":[]}`))
+	})
+	t.Run("samples", func(t *testing.T) {
+		agentInfo, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-python", "agent_info.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		botInfo, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java", "bot_info.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAgentAndSessionInfo(t, agentInfo, botInfo)
+	})
+}
+
+// checkAgentAndSessionInfo serves agentInfo and botInfo, which describe
+// Agent-2.55.0-SNAPSHOT and the user 7696581394433, admin@symphony.com.
+func checkAgentAndSessionInfo(t *testing.T, agentInfo, botInfo []byte) {
 	s := newStub(t)
 	s.Override("GET /agent/v1/info", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("sessionToken") != "" {

@@ -306,7 +306,8 @@ func writeRaw(w http.ResponseWriter, status int, body string) {
 }
 
 // sharedDir is ../shared next to the repository (reference samples and
-// specs). Its absence fails the test: CI always has it.
+// specs), for the conformance subtests: a plain clone skips them, and under
+// CI, which always has it, its absence fails the test.
 func sharedDir(t *testing.T, parts ...string) string {
 	t.Helper()
 	return testshared.Path(t, parts...)

@@ -283,11 +283,24 @@ func TestDatafeedV2_TagTooLong(t *testing.T) {
 	}
 }
 
+// TestDatafeedV2_Read reads an event list written here; its "samples"
+// subtest, a conformance test, reads the BDK's real one from ../shared.
 func TestDatafeedV2_Read(t *testing.T) {
-	sample, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java-legacy", "read_datafeedv5.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Run("fixture", func(t *testing.T) {
+		checkDatafeedV2Read(t, []byte(eventList("ack_id_string", oneEvent)), 344147139494862)
+	})
+	t.Run("samples", func(t *testing.T) {
+		sample, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java-legacy", "read_datafeedv5.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDatafeedV2Read(t, sample, 1456852)
+	})
+}
+
+// checkDatafeedV2Read serves sample, an event list with the ackId
+// "ack_id_string" and one MESSAGESENT by initiator, to every read.
+func checkDatafeedV2Read(t *testing.T, sample []byte, initiator int64) {
 	s := newStub(t)
 	fs := newFeedStub(t, s)
 	fs.with(func(f *feedStub) {
@@ -302,7 +315,7 @@ func TestDatafeedV2_Read(t *testing.T) {
 	if b.FeedID != "feed_f" || b.AckID != "ack_id_string" || len(b.Events) != 1 || b.FeedRecreated {
 		t.Fatalf("batch = %+v", b)
 	}
-	if ev := b.Events[0]; ev.Err != nil || ev.Type != symphony.TypeMessageSent || ev.InitiatorUserID != 1456852 || !strings.Contains(string(sample), string(ev.Raw)) {
+	if ev := b.Events[0]; ev.Err != nil || ev.Type != symphony.TypeMessageSent || ev.InitiatorUserID != initiator || !strings.Contains(string(sample), string(ev.Raw)) {
 		t.Errorf("event = %+v", ev)
 	}
 	// Read opened the feed itself; it was not open yet, so the ackId of

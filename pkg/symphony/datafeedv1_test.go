@@ -113,16 +113,29 @@ func TestDatafeedV1_CreatesAndSavesID(t *testing.T) {
 	})
 }
 
+// TestDatafeedV1_ReadsBDKIDFile reuses the feed of a BDK id file
+// ("<id>@<agent host>:<port>") written here; its "samples" subtest, a
+// conformance test, uses the BDK's real id file and events from ../shared.
 func TestDatafeedV1_ReadsBDKIDFile(t *testing.T) {
-	sample := sharedDir(t, "symphony-samples", "bdk-java", "datafeedId")
-	data, err := os.ReadFile(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	events, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java", "read_datafeed.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Run("fixture", func(t *testing.T) {
+		checkReadsBDKIDFile(t, []byte("8e7c8672-220@agent.example.com:8443\n"), []byte("["+oneEvent+"]"))
+	})
+	t.Run("samples", func(t *testing.T) {
+		data, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java", "datafeedId"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		events, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java", "read_datafeed.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkReadsBDKIDFile(t, data, events)
+	})
+}
+
+// checkReadsBDKIDFile opens a v1 feed from a BDK id file holding data (the
+// feed 8e7c8672-220) and reads events, an array of one MESSAGESENT.
+func checkReadsBDKIDFile(t *testing.T, data, events []byte) {
 	path := filepath.Join(t.TempDir(), "my.id") // a file path, as datafeed.idFilePath may be
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)

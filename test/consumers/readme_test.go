@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,32 +15,6 @@ import (
 
 	"github.com/symbridge/symbridge/internal/testshared"
 )
-
-// readmeBlock returns the shell code of README.md between the markers
-// <!-- name:start --> and <!-- name:end --> (the fenced block's body).
-func readmeBlock(t *testing.T, name string) string {
-	t.Helper()
-	root, err := testshared.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(readme), "<!-- "+name+":start -->")
-	block, _, ok2 := strings.Cut(rest, "<!-- "+name+":end -->")
-	if !ok || !ok2 {
-		t.Fatalf("README.md has no %s block", name)
-	}
-	block = strings.TrimSpace(block)
-	block = strings.TrimPrefix(block, "```sh")
-	block = strings.TrimSuffix(block, "```")
-	if strings.Contains(block, "```") {
-		t.Fatalf("README %s block: more than one fenced block between the markers", name)
-	}
-	return block
-}
 
 // runBlock runs a README block with bash as a script would: the module root
 // as working directory, NATS_URL set, no standard input, no terminal, its
@@ -91,7 +64,7 @@ func TestReadmeCLIBlock(t *testing.T) {
 	e.emit(50)
 	e.waitStored(50)
 
-	out := runBlock(t, readmeBlock(t, "consumer-cli"), e.srv.URL())
+	out := runBlock(t, testshared.READMEBlock(t, "consumer-cli"), e.srv.URL())
 	if n := strings.Count(out, "Acknowledged message"); n != 10 {
 		t.Errorf("`nats consumer next --count 10 --ack` acknowledged %d messages, want 10\n%s", n, out)
 	}
@@ -128,7 +101,7 @@ func TestReadmeWorkersBlock(t *testing.T) {
 	e.emit(n)
 	e.waitStored(n)
 
-	out := runBlock(t, readmeBlock(t, "consumer-workers"), e.srv.URL())
+	out := runBlock(t, testshared.READMEBlock(t, "consumer-workers"), e.srv.URL())
 	if lines := strings.Count(out, " initiator="); lines < n {
 		// the two replays print n (all) + the MESSAGESENT events, the
 		// workers their share of the n

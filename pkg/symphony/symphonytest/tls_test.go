@@ -68,10 +68,7 @@ func (ca *testCA) client(t *testing.T, cn string) tls.Certificate {
 
 func TestCertificateAuthOverHTTPS(t *testing.T) {
 	ca := newTestCA(t)
-	v, err := spec.NewValidator(specDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := spec.ForTest(t)
 	k, _ := keys(t)
 	a := New(Config{Username: testUser, PublicKey: &k.PublicKey, ClientCAs: ca.pool(), LongPoll: 50 * time.Millisecond})
 	a.Use(func(h http.Handler) http.Handler { return v.Middleware(h, nil) })
