@@ -263,7 +263,7 @@ func checkSymphony(ctx context.Context, c *checker, cfg *config.Config, client *
 	case authErr != nil && at == symphony.EndpointPod:
 		c.fail("pod", authErr.Error(), symphonyFix(authErr, "pod", cfg))
 	case authErr != nil && certAuth:
-		c.skip("pod", fmt.Sprintf("not tried: %s authentication failed", at))
+		c.skip("pod", fmt.Sprintf("not tried: authentication at %s failed", at))
 	case authErr != nil:
 		c.ok("pod", fmt.Sprintf("%s%s: %s", cfg.PodURL, tlsNote(cfg.PodURL, cfg), who))
 	default:
@@ -278,7 +278,7 @@ func checkSymphony(ctx context.Context, c *checker, cfg *config.Config, client *
 	case authErr != nil && at == symphony.EndpointKeyManager:
 		c.fail("key manager", authErr.Error(), symphonyFix(authErr, "keyManager", cfg))
 	case authErr != nil:
-		c.skip("key manager", fmt.Sprintf("not tried: %s authentication failed", at))
+		c.skip("key manager", fmt.Sprintf("not tried: authentication at %s failed", at))
 	case client.SimplifiedKeyDelivery():
 		c.ok("key manager", "not needed: the Agent and the session allow simplified key delivery")
 	default:
@@ -309,13 +309,21 @@ func symphonyFix(err error, component string, cfg *config.Config) string {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	var apiErr *symphony.APIError
+	// Where the bot presents its client certificate, the server refuses it
+	// with a TLS alert (issued by a CA it does not trust, expired) or, past the
+	// handshake, with 403 (its CN is not the user): both are about
+	// bot.certificate, not about reachability or a permission.
+	certEndpoint := cfg.Certificate != nil && (component == "sessionAuth" || component == "keyManager")
+	refused := errors.Is(err, symphony.ErrAuthRejected) ||
+		errors.As(err, &opErr) && opErr.Op == "remote error" ||
+		errors.As(err, &apiErr) && apiErr.StatusCode == 403
 	switch {
 	case errors.As(err, &hostErr):
 		return fmt.Sprintf("the server's certificate does not name the host: check host or %s.host", component)
 	case errors.As(err, &certErr), errors.As(err, &unknownCA):
 		return "add the CA that issued the server's certificate to ssl.trustStore"
-	case errors.Is(err, symphony.ErrAuthRejected) && cfg.Certificate != nil:
-		return "check that bot.certificate is the bot's certificate (CN bot.username), issued by a CA the pod trusts"
+	case certEndpoint && refused:
+		return "check that bot.certificate is the bot's certificate (CN bot.username), issued by a CA the pod trusts and still valid"
 	case errors.Is(err, symphony.ErrAuthRejected):
 		return "check bot.username and that bot.privateKey matches the public key registered for the bot on the pod"
 	case errors.Is(err, context.DeadlineExceeded):

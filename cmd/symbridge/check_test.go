@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/internal/testlog"
@@ -141,6 +143,24 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
+// passingCheck runs check on path and wants exit 0 with every line ok; it
+// returns the lines' results and names.
+func passingCheck(t *testing.T, path string) (res []checkResult, names []string) {
+	t.Helper()
+	r := runCheck(t, "--config", path)
+	if r.code != 0 {
+		t.Fatalf("exit %d (%v), want 0\nstderr: %s", r.code, r.err, r.stderr)
+	}
+	res = lines(t, r.stdout)
+	for _, c := range res {
+		names = append(names, c.Name)
+		if c.Status != statusOK {
+			t.Errorf("%s: %s %q, want ok", c.Name, c.Status, c.Detail)
+		}
+	}
+	return res, names
+}
+
 // TestCheckPasses: against a working Agent and JetStream, check prints one
 // ok line per dependency and exits 0; it creates no feed, reads none and
 // leaves the stream uncreated. With the bridge's feed, another feed and the
@@ -156,18 +176,7 @@ func TestCheckPasses(t *testing.T) {
 		srv := natstest.RunServer(t)
 		path := writeConfig(t, agentURL, srv.URL())
 		before := agentFeedState(agent)
-		r := runCheck(t, "--config", path)
-		if r.code != 0 {
-			t.Fatalf("exit %d (%v), want 0\nstderr: %s", r.code, r.err, r.stderr)
-		}
-		res := lines(t, r.stdout)
-		var names []string
-		for _, c := range res {
-			names = append(names, c.Name)
-			if c.Status != statusOK {
-				t.Errorf("%s: %s %q, want ok", c.Name, c.Status, c.Detail)
-			}
-		}
+		res, names := passingCheck(t, path)
 		want := []string{"config", "secret file", "agent", "pod", "key manager", "feed", "nats", "jetstream", "stream"}
 		if !slices.Equal(names, want) {
 			t.Errorf("checks %v, want %v", names, want)
@@ -516,6 +525,205 @@ func TestCheckNoSecretLeaks(t *testing.T) {
 			secrets := sessionSecrets(t, agent, rec, keyPEM, natsSecret)
 			assertNoLeak(t, out.String(), secrets...)
 			assertCheckerWorks(t, out.String(), secrets)
+		})
+	}
+}
+
+// writeCertConfig writes writeConfig's file for an Agent served over HTTPS
+// with p's server certificate (p's CA in ssl.trustStore), for bot username,
+// authenticating with the client certificate in certFile (PKCS#12 with
+// password, or PEM with password "") instead of writeConfig's RSA key.
+func writeCertConfig(t *testing.T, agent *url.URL, natsURL string, p *natstest.PKI, username, certFile, password string) string {
+	t.Helper()
+	path := writeConfig(t, agent, natsURL,
+		"scheme: http\n", "scheme: https\nssl:\n  trustStore:\n    path: "+p.CAFile+"\n",
+		"username: "+testBot+"\n", "username: "+username+"\n")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey := regexp.MustCompile(`(?m)^  privateKey:\n    path: .*\n`)
+	if !rsaKey.Match(data) {
+		t.Fatalf("no bot.privateKey.path in\n%s", data)
+	}
+	cert := "  certificate:\n    path: " + certFile + "\n"
+	if password != "" {
+		cert += "    password: " + password + "\n"
+	}
+	if err := os.WriteFile(path, rsaKey.ReplaceAllLiteral(data, []byte(cert)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// clientCertFile writes p's client certificate (CN "symbridge") and its key
+// to a file of the test: PKCS#12 encrypted with password, or PEM (the
+// certificate, then the key) when password is "".
+func clientCertFile(t *testing.T, p *natstest.PKI, password string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if password == "" {
+		var data []byte
+		for _, f := range []string{p.ClientCertFile, p.ClientKeyFile} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, b...)
+		}
+		path := filepath.Join(dir, "bot.pem")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	pair, err := tls.LoadX509KeyPair(p.ClientCertFile, p.ClientKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := pkcs12.Modern.Encode(pair.PrivateKey, pair.Leaf, nil, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "bot.p12")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestCheckCertificate: with bot.certificate instead of an RSA key, check
+// authenticates with the client certificate at session auth and at the key
+// manager, over HTTPS, and says so on a session auth line of its own.
+// A certificate the Agent refuses (issued by a CA it does not trust, or to
+// another user) fails that line with the fix, exit 1; the checks that need
+// the session are skipped, the others still run.
+func TestCheckCertificate(t *testing.T) {
+	t.Parallel()
+	p := natstest.NewPKI(t)            // the Agent's server certificate, and the bot's client certificate (CN symbridge)
+	stranger := natstest.NewPKI(t)     // a CA the Agent does not trust
+	const certUser = "symbridge"       // the CN of natstest's client certificates
+	const password = "p12-password-42" // of the PKCS#12 file
+	trusting := func(c *symphonytest.Config) { c.ClientCAs = p.Pool }
+
+	t.Run("passes", func(t *testing.T) {
+		t.Parallel()
+		agent, agentURL := newTLSAgent(t, p, trusting, func(c *symphonytest.Config) { c.Username = certUser })
+		certFile := clientCertFile(t, p, password)
+		path := writeCertConfig(t, agentURL, natstest.RunServer(t).URL(), p, certUser, certFile, password)
+		before := agentFeedState(agent)
+		res, names := passingCheck(t, path)
+		// The configuration file holds the certificate's password: a
+		// secret file too.
+		want := []string{"config", "secret file", "secret file", "agent", "session auth", "pod", "key manager", "feed", "nats", "jetstream", "stream"}
+		if !slices.Equal(names, want) {
+			t.Errorf("checks %v, want %v", names, want)
+		}
+		certLine := `bot.certificate.path: ` + certFile + ` readable by its owner only (mode 0600)`
+		if !slices.ContainsFunc(res, func(c checkResult) bool { return c.Name == "secret file" && c.Detail == certLine }) {
+			t.Errorf("no secret file line %q", certLine)
+		}
+		who := `authenticated as ` + certUser + ` with the certificate`
+		for name, re := range map[string]string{
+			"agent":        `^https://127\.0\.0\.1:\d+ reachable, TLS certificate trusted \(system roots \+ ssl\.trustStore\)`,
+			"session auth": `^https://127\.0\.0\.1:\d+, TLS certificate trusted \(system roots \+ ssl\.trustStore\): ` + who + `$`,
+			"pod":          who + `; session of user id \d+`,
+			"key manager":  `^https://127\.0\.0\.1:\d+, TLS certificate trusted .*: authenticated$`,
+			"feed":         `no feed with tag "symbridge" yet; run creates one`,
+		} {
+			if d := find(t, res, name).Detail; !regexp.MustCompile(re).MatchString(d) {
+				t.Errorf("%s: %q does not match %s", name, d, re)
+			}
+		}
+		// Both logins were certificate logins: no RSA key was involved.
+		if st := agent.Stats(); st.Auths != 1 || st.KMAuths != 1 || st.CertAuths != 2 || st.AuthFailures != 0 {
+			t.Errorf("Agent logins: %d pod, %d key manager, %d by certificate, %d failed; want 1, 1, 2, 0",
+				st.Auths, st.KMAuths, st.CertAuths, st.AuthFailures)
+		}
+		if after := agentFeedState(agent); !equalFeedState(before, after) {
+			t.Errorf("check changed the Agent's feeds: before %+v, after %+v", before, after)
+		}
+	})
+
+	for _, tc := range []struct {
+		name      string
+		agentUser string            // the account the Agent knows
+		certFile  func() string     // the bot's certificate file
+		password  string            // its password
+		want      string            // regexp the session auth line's detail and fix match
+		failures  int64             // logins the Agent answered 401/403
+		statuses  map[string]string // other checks' expected statuses
+	}{
+		{
+			// The Agent ends the TLS handshake: no login answer at all.
+			name: "certificate from an untrusted CA", agentUser: certUser,
+			certFile: func() string { return clientCertFile(t, stranger, "") },
+			want:     `remote error: tls: unknown certificate authority — fix: check that bot\.certificate is the bot's certificate \(CN bot\.username\), issued by a CA the pod trusts`,
+		},
+		{
+			name: "certificate of another user", agentUser: testBot,
+			certFile: func() string { return clientCertFile(t, p, password) }, password: password,
+			want:     `HTTP 403 Forbidden.* — fix: check that bot\.certificate is the bot's certificate \(CN bot\.username\)`,
+			failures: 1,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			agent, agentURL := newTLSAgent(t, p, trusting, func(c *symphonytest.Config) { c.Username = tc.agentUser })
+			path := writeCertConfig(t, agentURL, natstest.RunServer(t).URL(), p, tc.agentUser, tc.certFile(), tc.password)
+			r := runCheck(t, "--config", path)
+			if r.code != 1 {
+				t.Errorf("exit %d (%v), want 1", r.code, r.err)
+			}
+			res := lines(t, r.stdout)
+			f := find(t, res, "session auth")
+			if got := f.Detail + " — fix: " + f.Fix; f.Status != statusFail || !regexp.MustCompile(tc.want).MatchString(got) {
+				t.Errorf("session auth: %s %q; want fail matching %s", f.Status, got, tc.want)
+			}
+			for name, want := range map[string]string{"agent": statusOK, "pod": statusSkip, "key manager": statusSkip, "feed": statusSkip, "nats": statusOK, "stream": statusOK} {
+				if got := find(t, res, name).Status; got != want {
+					t.Errorf("%s: %s, want %s", name, got, want)
+				}
+			}
+			if d, want := find(t, res, "pod").Detail, "not tried: authentication at session auth failed"; d != want {
+				t.Errorf("pod: %q, want %q", d, want)
+			}
+			if st := agent.Stats(); st.Auths != 0 || st.CertAuths != 0 || st.AuthFailures != tc.failures {
+				t.Errorf("Agent logins: %d succeeded (%d by certificate), %d failed; want 0, 0, %d", st.Auths, st.CertAuths, st.AuthFailures, tc.failures)
+			}
+		})
+	}
+}
+
+// TestCheckDatahose: with bridge.source datahose, the feed line names the
+// tag and event types run would read with, exit 0; check creates no
+// datahose feed (the first read would) and reads nothing.
+func TestCheckDatahose(t *testing.T) {
+	t.Parallel()
+	bot, _ := keys(t)
+	agent, agentURL := newAgent(t, &bot.PublicKey, time.Second)
+	srv := natstest.RunServer(t)
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"tag and scopes", "  tag: audit-bridge\n  eventTypes: [MESSAGESENT, ROOMCREATED]\n  scopes: [INTERNAL, FEDERATED]\n",
+			`datahose: run reads tag "audit-bridge" with event types MESSAGESENT, ROOMCREATED (scopes INTERNAL, FEDERATED); the Agent creates the feed at the first read`},
+		{"default tag", "  eventTypes: [MESSAGESENT]\n",
+			`datahose: run reads tag "datahose-` + testBot + `" with event types MESSAGESENT (all scopes); the Agent creates the feed at the first read`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, agentURL, srv.URL(), "bridge:\n", "datahose:\n"+tc.yaml+"bridge:\n  source: datahose\n")
+			before := agentFeedState(agent)
+			res, _ := passingCheck(t, path)
+			if d := find(t, res, "config").Detail; !strings.Contains(d, ", datahose, pod acme") {
+				t.Errorf("config: %q does not name the datahose", d)
+			}
+			if d := find(t, res, "feed").Detail; d != tc.want {
+				t.Errorf("feed: %q, want %q", d, tc.want)
+			}
+			if after := agentFeedState(agent); !equalFeedState(before, after) || after.datahoseFeeds != 0 || after.reads != 0 {
+				t.Errorf("check created or read a feed: before %+v, after %+v", before, after)
+			}
 		})
 	}
 }

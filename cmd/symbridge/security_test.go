@@ -325,12 +325,18 @@ func TestPrivateKeyPermissionWarning(t *testing.T) {
 }
 
 // newTLSAgent starts a simulated Agent over HTTPS with a certificate for
-// 127.0.0.1 signed by p's CA, behind the OpenAPI validator.
-func newTLSAgent(t *testing.T, p *natstest.PKI) (*symphonytest.Agent, *url.URL) {
+// 127.0.0.1 signed by p's CA, behind the OpenAPI validator; configure
+// changes its configuration first (e.g. ClientCAs for certificate
+// authentication).
+func newTLSAgent(t *testing.T, p *natstest.PKI, configure ...func(*symphonytest.Config)) (*symphonytest.Agent, *url.URL) {
 	t.Helper()
 	v := spec.ForTest(t)
 	bot, _ := keys(t)
-	a := symphonytest.New(symphonytest.Config{Username: testBot, PublicKey: &bot.PublicKey, LongPoll: time.Second, VisibilityTimeout: time.Second})
+	cfg := symphonytest.Config{Username: testBot, PublicKey: &bot.PublicKey, LongPoll: time.Second, VisibilityTimeout: time.Second}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	a := symphonytest.New(cfg)
 	a.Use(func(next http.Handler) http.Handler { return v.Middleware(next, nil) })
 	base, _ := a.StartTLS(&p.ServerCert)
 	u, err := url.Parse(base)
