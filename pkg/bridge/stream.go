@@ -129,17 +129,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		if missing := uncovered(cfg.Subjects, must); len(missing) > 0 {
 			return nil, fmt.Errorf("%w: the stream's subjects %v do not capture %v", ErrStreamCoverage, cfg.Subjects, missing)
 		}
-		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:       cfg.Name,
-			Subjects:   cfg.Subjects,
-			Storage:    cfg.Storage,
-			Replicas:   cfg.Replicas,
-			Duplicates: cfg.Duplicates,
-			MaxAge:     cfg.MaxAge,
-			MaxMsgSize: cfg.MaxMsgSize,
-			Retention:  jetstream.LimitsPolicy,
-			Discard:    jetstream.DiscardOld,
-		})
+		s, err = js.CreateStream(ctx, cfg.jetStream())
 		if err == nil {
 			log.Info("stream created", "subjects", cfg.Subjects, "duplicates", cfg.Duplicates,
 				"max_age", cfg.MaxAge, "replicas", cfg.Replicas, "storage", cfg.Storage.String())
@@ -155,7 +145,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		return nil, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
 	}
 
-	r := review(cfg, s.CachedInfo().Config, must)
+	r := review(cfg, true, s.CachedInfo().Config, must)
 	if len(r.Uncovered) > 0 {
 		return nil, fmt.Errorf("%w: stream %s captures %v, not %v; add them to the stream or change the bridge's subject templates",
 			ErrStreamCoverage, cfg.Name, r.Subjects, r.Uncovered)
@@ -204,6 +194,22 @@ func (r StreamReport) DiffersFromConfig() bool {
 		r.Duplicates != c.Duplicates || !sameMsgSizeLimit(r.MaxMsgSize, c.MaxMsgSize)
 }
 
+// jetStream is the configuration EnsureStream creates a missing stream
+// with (cfg's defaults filled in).
+func (c StreamConfig) jetStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       c.Name,
+		Subjects:   c.Subjects,
+		Storage:    c.Storage,
+		Replicas:   c.Replicas,
+		Duplicates: c.Duplicates,
+		MaxAge:     c.MaxAge,
+		MaxMsgSize: c.MaxMsgSize,
+		Retention:  jetstream.LimitsPolicy,
+		Discard:    jetstream.DiscardOld,
+	}
+}
+
 // prepare fills in cfg's defaults and validates it and the filters.
 func prepare(cfg StreamConfig, must []string) (StreamConfig, error) {
 	cfg.setDefaults()
@@ -218,11 +224,12 @@ func prepare(cfg StreamConfig, must []string) (StreamConfig, error) {
 	return cfg, nil
 }
 
-// review compares an existing stream's configuration with cfg (defaults
+// review compares a stream's configuration (got: the existing stream's, or
+// cfg.jetStream() for one EnsureStream would create) with cfg (defaults
 // filled in) and the filters it must cover.
-func review(cfg StreamConfig, got jetstream.StreamConfig, must []string) StreamReport {
+func review(cfg StreamConfig, exists bool, got jetstream.StreamConfig, must []string) StreamReport {
 	return StreamReport{
-		Name: cfg.Name, Exists: true,
+		Name: cfg.Name, Exists: exists,
 		Subjects: got.Subjects, Duplicates: got.Duplicates, MaxAge: got.MaxAge, Replicas: got.Replicas,
 		Storage: got.Storage, MaxMsgSize: got.MaxMsgSize,
 		Uncovered:  uncovered(got.Subjects, must),
@@ -241,17 +248,12 @@ func InspectStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 	}
 	s, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return StreamReport{
-			Name: cfg.Name, Subjects: cfg.Subjects, Duplicates: cfg.Duplicates, MaxAge: cfg.MaxAge,
-			Replicas: cfg.Replicas, Storage: cfg.Storage, MaxMsgSize: cfg.MaxMsgSize,
-			Uncovered:  uncovered(cfg.Subjects, must),
-			Configured: cfg,
-		}, nil
+		return review(cfg, false, cfg.jetStream(), must), nil
 	}
 	if err != nil {
 		return StreamReport{}, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
 	}
-	return review(cfg, s.CachedInfo().Config, must), nil
+	return review(cfg, true, s.CachedInfo().Config, must), nil
 }
 
 // sameMsgSizeLimit compares message size limits where 0 (server default) and
