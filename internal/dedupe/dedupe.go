@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
+
+	"github.com/symbridge/symbridge/internal/defaults"
 )
 
 // DefaultMaxEntries is the bound New uses when given maxEntries <= 0:
@@ -76,11 +78,8 @@ type Set struct {
 // [DefaultMaxEntries]) and, when ttl > 0, treats ids marked longer ago than
 // ttl as absent. Memory grows with use, up to the bound.
 func New(maxEntries int, ttl time.Duration) *Set {
-	if maxEntries <= 0 {
-		maxEntries = DefaultMaxEntries
-	}
 	return &Set{
-		max: maxEntries,
+		max: defaults.Positive(maxEntries, DefaultMaxEntries),
 		ttl: max(ttl, 0),
 		now: time.Now,
 		ids: make(map[key]uint32),
@@ -159,9 +158,7 @@ func (s *Set) Bytes() int64 {
 // (<= 0 means [DefaultMaxEntries]): the most memory such a Set takes, for
 // sizing a memory budget before any id is marked.
 func FullBytes(maxEntries int) int64 {
-	if maxEntries <= 0 {
-		maxEntries = DefaultMaxEntries
-	}
+	maxEntries = defaults.Positive(maxEntries, DefaultMaxEntries)
 	return setBaseBytes + int64(maxEntries)*(mapEntryBytes+ringEntryBytes)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/symbridge/symbridge/internal/defaults"
 	"github.com/symbridge/symbridge/pkg/subjects"
 	"github.com/symbridge/symbridge/pkg/symphony"
 )
@@ -191,15 +192,9 @@ type JetStreamConfig struct {
 // context must set both options (jetstream.WithPublishAsyncMaxPending,
 // jetstream.WithPublishAsyncTimeout).
 func NewJetStream(nc *nats.Conn, cfg JetStreamConfig) (jetstream.JetStream, error) {
-	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = DefaultPublishTimeout
-	}
-	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = DefaultMaxPending
-	}
 	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
-		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout),
+		jetstream.WithPublishAsyncMaxPending(defaults.Positive(cfg.MaxPending, DefaultMaxPending)),
+		jetstream.WithPublishAsyncTimeout(defaults.Positive(cfg.PublishTimeout, DefaultPublishTimeout)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: jetstream context: %w", err)
