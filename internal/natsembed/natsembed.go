@@ -66,7 +66,7 @@ func ClientURL(listen string) (string, error) {
 		return "", err
 	case port == server.RANDOM_PORT:
 		return "", fmt.Errorf("listen address %q has a random port: give the server's URL", listen)
-	case host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified():
+	case host == "" || net.ParseIP(host).IsUnspecified(): // a nil IP (a name) is not unspecified
 		host = "127.0.0.1"
 	}
 	return "nats://" + net.JoinHostPort(host, strconv.Itoa(port)), nil
