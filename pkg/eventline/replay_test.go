@@ -68,7 +68,7 @@ func noConsumers(t *testing.T, js jetstream.JetStream) {
 
 func TestReplayRanges(t *testing.T) {
 	t.Parallel()
-	// The last message is b.1: a replay of a.> must still end, on the
+	// The last message is b.2: a replay of a.> must still end, on the
 	// server saying no a.> message is pending.
 	js, _ := newStream(t, "a.1", "b.1", "a.2", "a.3", "b.2")
 	for _, c := range []struct {
