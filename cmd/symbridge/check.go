@@ -342,7 +342,7 @@ func symphonyFix(err error, component string, cfg *config.Config) string {
 func checkFeed(ctx context.Context, c *checker, cfg *config.Config, client *symphony.Client, authErr error) {
 	switch {
 	case cfg.Bridge.Source == "datahose":
-		d, err := symphony.NewDatahose(client, symphony.DatahoseOptions{Tag: cfg.Datahose.Tag, EventTypes: cfg.Datahose.EventTypes, Scopes: cfg.Datahose.Scopes})
+		d, err := symphony.NewDatahose(client, datahoseOptions(cfg))
 		if err != nil {
 			c.fail("feed", err.Error(), "check datahose.tag, datahose.eventTypes and datahose.scopes")
 			return
@@ -354,7 +354,7 @@ func checkFeed(ctx context.Context, c *checker, cfg *config.Config, client *symp
 		c.ok("feed", fmt.Sprintf("datahose: run reads tag %q with event types %s (%s); the Agent creates the feed at the first read",
 			d.Tag(), strings.Join(cfg.Datahose.EventTypes, ", "), scopes))
 	case cfg.Datafeed.Version == "v1":
-		f := symphony.NewDatafeedV1(client, symphony.DatafeedV1Options{IDFilePath: cfg.Datafeed.IDFilePath})
+		f := symphony.NewDatafeedV1(client, datafeedV1Options(cfg))
 		c.warn("feed", fmt.Sprintf("datafeed v1: run reuses the feed id in %s or creates a feed; a v1 read removes events from the Agent, so a crash between read and publish loses them (at-most-once)", f.IDFile()),
 			"use datafeed.version v2 where the Agent allows it")
 	case authErr != nil:
@@ -362,7 +362,7 @@ func checkFeed(ctx context.Context, c *checker, cfg *config.Config, client *symp
 	default:
 		actx, cancel := context.WithTimeout(ctx, symphonyLimit(cfg))
 		defer cancel()
-		plan, err := symphony.NewDatafeedV2(client, symphony.DatafeedOptions{Tag: cfg.Datafeed.Tag, IncludeInvisible: cfg.Datafeed.IncludeInvisible}).Plan(actx)
+		plan, err := symphony.NewDatafeedV2(client, datafeedOptions(cfg)).Plan(actx)
 		if err != nil {
 			c.fail("feed", err.Error(), symphonyFix(err, "agent", cfg))
 			return

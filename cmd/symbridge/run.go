@@ -230,6 +230,19 @@ func clientConfig(cfg *config.Config) symphony.ClientConfig {
 	}
 }
 
+// The feeds' options from the configuration, for run and check alike.
+func datahoseOptions(cfg *config.Config) symphony.DatahoseOptions {
+	return symphony.DatahoseOptions{Tag: cfg.Datahose.Tag, EventTypes: cfg.Datahose.EventTypes, Scopes: cfg.Datahose.Scopes}
+}
+
+func datafeedOptions(cfg *config.Config) symphony.DatafeedOptions {
+	return symphony.DatafeedOptions{Tag: cfg.Datafeed.Tag, IncludeInvisible: cfg.Datafeed.IncludeInvisible}
+}
+
+func datafeedV1Options(cfg *config.Config) symphony.DatafeedV1Options {
+	return symphony.DatafeedV1Options{IDFilePath: cfg.Datafeed.IDFilePath}
+}
+
 // natsOptions turns the nats.* credential and TLS keys into client options.
 // The values are secrets: they go to nats.go and nowhere else.
 func natsOptions(cfg *config.Config, logger *slog.Logger) ([]nats.Option, error) {
@@ -268,7 +281,7 @@ func natsOptions(cfg *config.Config, logger *slog.Logger) ([]nats.Option, error)
 func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client, logger *slog.Logger, life *lifecycle) (bridge.Source, error) {
 	switch {
 	case cfg.Bridge.Source == "datahose":
-		d, err := symphony.NewDatahose(client, symphony.DatahoseOptions{Tag: cfg.Datahose.Tag, EventTypes: cfg.Datahose.EventTypes, Scopes: cfg.Datahose.Scopes})
+		d, err := symphony.NewDatahose(client, datahoseOptions(cfg))
 		if err != nil {
 			return nil, usageError{err}
 		}
@@ -276,13 +289,13 @@ func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client
 		return d, nil
 	case cfg.Datafeed.Version == "v1":
 		logger.Warn("datafeed.version v1: a read removes events from the Agent, so a crash between read and publish loses them (at-most-once); use v2 where the Agent allows it")
-		f := symphony.NewDatafeedV1(client, symphony.DatafeedV1Options{IDFilePath: cfg.Datafeed.IDFilePath})
+		f := symphony.NewDatafeedV1(client, datafeedV1Options(cfg))
 		if err := retryStartup(ctx, logger, life, "open datafeed v1", func(ctx context.Context) error { _, err := f.Open(ctx); return err }); err != nil {
 			return nil, err
 		}
 		return f, nil
 	default:
-		f := symphony.NewDatafeedV2(client, symphony.DatafeedOptions{Tag: cfg.Datafeed.Tag, IncludeInvisible: cfg.Datafeed.IncludeInvisible})
+		f := symphony.NewDatafeedV2(client, datafeedOptions(cfg))
 		var res symphony.OpenResult
 		if err := retryStartup(ctx, logger, life, "open datafeed", func(ctx context.Context) error {
 			var err error
