@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -135,8 +134,6 @@ func cmdCheck(ctx context.Context, args []string, environ []string, stdout, stde
 
 	// The configuration, as run loads it, and what run builds from it
 	// before contacting anything: a problem here is exit 2, as for run.
-	var warned []string
-	collect := slog.New(warnCollector{msgs: &warned})
 	cfg, err := config.Load(*path, environ, overrides)
 	if err == nil {
 		err = cfg.Validate()
@@ -148,7 +145,7 @@ func cmdCheck(ctx context.Context, args []string, environ []string, stdout, stde
 		client, err = symphony.NewClient(clientConfig(cfg))
 	}
 	if err == nil {
-		natsOpts, err = natsOptions(cfg, collect)
+		natsOpts, err = natsOptions(cfg)
 	}
 	if err == nil {
 		subj, dead, serr := bridgeSubjects(cfg)
@@ -165,7 +162,7 @@ func cmdCheck(ctx context.Context, args []string, environ []string, stdout, stde
 	}
 	c.ok("config", fmt.Sprintf("%s: valid; bot %s, %s, pod %s", shownPath(*path), cfg.Username, sourceName(cfg), cfg.Bridge.Pod))
 	checkSecretFiles(c, cfg)
-	for _, w := range append(startupWarnings(cfg), warned...) {
+	for _, w := range startupWarnings(cfg) {
 		if !slices.ContainsFunc(cfg.SecretFiles, func(f config.SecretFile) bool { return f.Warning == w }) {
 			c.warn("config", w, "")
 		}
@@ -193,18 +190,6 @@ func sourceName(cfg *config.Config) string {
 	}
 	return "datafeed v2"
 }
-
-// warnCollector is a slog.Handler that keeps the messages of warnings, so
-// that check reports as lines what run's helpers log at start.
-type warnCollector struct{ msgs *[]string }
-
-func (w warnCollector) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-func (w warnCollector) Handle(_ context.Context, r slog.Record) error {
-	*w.msgs = append(*w.msgs, r.Message)
-	return nil
-}
-func (w warnCollector) WithAttrs([]slog.Attr) slog.Handler { return w }
-func (w warnCollector) WithGroup(string) slog.Handler      { return w }
 
 // checkSecretFiles reports the permissions of the files holding secrets:
 // the bot's key or certificate, NATS credentials, the configuration file

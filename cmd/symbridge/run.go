@@ -92,7 +92,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		defer shutdownServer(srv)
 		natsURL = srv.ClientURL()
 	}
-	natsOpts, err := natsOptions(cfg, logger)
+	natsOpts, err := natsOptions(cfg)
 	if err != nil {
 		return usageError{err}
 	}
@@ -183,7 +183,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 // startupWarnings are the configuration's warnings, logged at each start
 // of run and reported by check.
 func startupWarnings(cfg *config.Config) []string {
-	w := slices.Clone(cfg.Warnings)
+	w := append(slices.Clone(cfg.Warnings), natsWarnings(cfg)...)
 	if p := cfg.AgentProxyURL; cfg.PodProxyURL != p || cfg.KeyManagerProxyURL != p || cfg.SessionAuthProxyURL != p {
 		w = append(w, "per-component proxies differ; symbridge sends all Symphony traffic through the Agent's proxy (agent.proxy, else proxy)")
 	}
@@ -243,9 +243,18 @@ func datafeedV1Options(cfg *config.Config) symphony.DatafeedV1Options {
 	return symphony.DatafeedV1Options{IDFilePath: cfg.Datafeed.IDFilePath}
 }
 
+// natsWarnings are the warnings of the nats.* keys: part of run's start-up
+// warnings, and logged by tail, which uses only those keys.
+func natsWarnings(cfg *config.Config) []string {
+	if cfg.NATS.TLS.InsecureSkipVerify {
+		return []string{"nats.tls.insecureSkipVerify: the NATS server's certificate is not verified; anyone on the path can read and forge events"}
+	}
+	return nil
+}
+
 // natsOptions turns the nats.* credential and TLS keys into client options.
 // The values are secrets: they go to nats.go and nowhere else.
-func natsOptions(cfg *config.Config, logger *slog.Logger) ([]nats.Option, error) {
+func natsOptions(cfg *config.Config) ([]nats.Option, error) {
 	n := cfg.NATS
 	var opts []nats.Option
 	switch {
@@ -270,8 +279,7 @@ func natsOptions(cfg *config.Config, logger *slog.Logger) ([]nats.Option, error)
 	if n.TLS.CertFile != "" {
 		opts = append(opts, nats.ClientCert(n.TLS.CertFile, n.TLS.KeyFile))
 	}
-	if n.TLS.InsecureSkipVerify {
-		logger.Warn("nats.tls.insecureSkipVerify: the NATS server's certificate is not verified; anyone on the path can read and forge events")
+	if n.TLS.InsecureSkipVerify { // warned about by natsWarnings
 		opts = append(opts, nats.Secure(&tls.Config{InsecureSkipVerify: true})) //nolint:gosec // asked for explicitly
 	}
 	return opts, nil

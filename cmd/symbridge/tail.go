@@ -82,7 +82,10 @@ func cmdTail(ctx context.Context, args []string, environ []string, stdout, stder
 			return usagef("nats.embedded.listen: %w", err)
 		}
 	}
-	opts, err := natsOptions(cfg, logger)
+	for _, w := range natsWarnings(cfg) {
+		logger.Warn(w)
+	}
+	opts, err := natsOptions(cfg)
 	if err != nil {
 		return usageError{err}
 	}
