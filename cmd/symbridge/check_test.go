@@ -59,8 +59,9 @@ func runCheck(t *testing.T, args ...string) checkRun {
 // checkLine matches one line of check's text output.
 var checkLine = regexp.MustCompile(`^(ok|WARN|FAIL|skip) +([a-z ]+): (.*)$`)
 
-// lines parses the text output into name -> status and detail (a name may
-// repeat: the last wins, except that a FAIL is never overwritten).
+// lines parses the text output into its results, in order (a name may
+// repeat: "secret file", "config" warnings); a line that is not a check's
+// fails the test.
 func lines(t *testing.T, out string) []checkResult {
 	t.Helper()
 	status := map[string]string{"ok": statusOK, "WARN": statusWarn, "FAIL": statusFail, "skip": statusSkip}
