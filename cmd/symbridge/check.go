@@ -123,10 +123,6 @@ func cmdCheck(ctx context.Context, args []string, environ []string, stdout, stde
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	overrides := map[string]any{}
-	if *natsURL != "" {
-		overrides["nats.url"] = *natsURL
-	}
 	c := &checker{}
 	if !*asJSON {
 		c.text = stdout
@@ -134,7 +130,7 @@ func cmdCheck(ctx context.Context, args []string, environ []string, stdout, stde
 
 	// The configuration, as run loads it, and what run builds from it
 	// before contacting anything: a problem here is exit 2, as for run.
-	cfg, err := config.Load(*path, environ, overrides)
+	cfg, err := config.Load(*path, environ, flagOverrides(map[string]string{"nats.url": *natsURL}))
 	if err == nil {
 		err = cfg.Validate()
 	}

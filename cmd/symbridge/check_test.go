@@ -203,6 +203,17 @@ func TestCheckPasses(t *testing.T) {
 		}
 	})
 
+	t.Run("--nats-url", func(t *testing.T) {
+		// The flag wins over nats.url, as for run.
+		t.Parallel()
+		_, agentURL := newAgent(t, &bot.PublicKey, time.Second)
+		srv := natstest.RunServer(t)
+		r := runCheck(t, "--config", writeConfig(t, agentURL, "nats://"+closedPort(t)), "--nats-url", srv.URL())
+		if n := find(t, lines(t, r.stdout), "nats"); r.code != 0 || n.Status != statusOK || !strings.Contains(n.Detail, srv.URL()) {
+			t.Errorf("exit %d, nats %+v; want 0 and connected to %s", r.code, n, srv.URL())
+		}
+	})
+
 	t.Run("loose key file", func(t *testing.T) {
 		// A warning, as at run's start: exit 0.
 		t.Parallel()

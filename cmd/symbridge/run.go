@@ -33,14 +33,7 @@ func cmdRun(ctx context.Context, args []string, environ []string, stdout, stderr
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	overrides := map[string]any{}
-	if *natsURL != "" {
-		overrides["nats.url"] = *natsURL
-	}
-	if *logLevel != "" {
-		overrides["log.level"] = *logLevel
-	}
-	cfg, err := config.Load(*path, environ, overrides)
+	cfg, err := config.Load(*path, environ, flagOverrides(map[string]string{"nats.url": *natsURL, "log.level": *logLevel}))
 	if err != nil {
 		return usageError{err}
 	}
