@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -124,10 +123,6 @@ func cmdCheck(ctx context.Context, args []string, environ []string, stdout, stde
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	overrides := map[string]any{}
-	if *natsURL != "" {
-		overrides["nats.url"] = *natsURL
-	}
 	c := &checker{}
 	if !*asJSON {
 		c.text = stdout
@@ -135,9 +130,7 @@ func cmdCheck(ctx context.Context, args []string, environ []string, stdout, stde
 
 	// The configuration, as run loads it, and what run builds from it
 	// before contacting anything: a problem here is exit 2, as for run.
-	var warned []string
-	collect := slog.New(warnCollector{msgs: &warned})
-	cfg, err := config.Load(*path, environ, overrides)
+	cfg, err := config.Load(*path, environ, flagOverrides(map[string]string{"nats.url": *natsURL}))
 	if err == nil {
 		err = cfg.Validate()
 	}
@@ -148,7 +141,7 @@ func cmdCheck(ctx context.Context, args []string, environ []string, stdout, stde
 		client, err = symphony.NewClient(clientConfig(cfg))
 	}
 	if err == nil {
-		natsOpts, err = natsOptions(cfg, collect)
+		natsOpts, err = natsOptions(cfg)
 	}
 	if err == nil {
 		subj, dead, serr := bridgeSubjects(cfg)
@@ -165,7 +158,7 @@ func cmdCheck(ctx context.Context, args []string, environ []string, stdout, stde
 	}
 	c.ok("config", fmt.Sprintf("%s: valid; bot %s, %s, pod %s", shownPath(*path), cfg.Username, sourceName(cfg), cfg.Bridge.Pod))
 	checkSecretFiles(c, cfg)
-	for _, w := range append(startupWarnings(cfg), warned...) {
+	for _, w := range startupWarnings(cfg) {
 		if !slices.ContainsFunc(cfg.SecretFiles, func(f config.SecretFile) bool { return f.Warning == w }) {
 			c.warn("config", w, "")
 		}
@@ -193,18 +186,6 @@ func sourceName(cfg *config.Config) string {
 	}
 	return "datafeed v2"
 }
-
-// warnCollector is a slog.Handler that keeps the messages of warnings, so
-// that check reports as lines what run's helpers log at start.
-type warnCollector struct{ msgs *[]string }
-
-func (w warnCollector) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-func (w warnCollector) Handle(_ context.Context, r slog.Record) error {
-	*w.msgs = append(*w.msgs, r.Message)
-	return nil
-}
-func (w warnCollector) WithAttrs([]slog.Attr) slog.Handler { return w }
-func (w warnCollector) WithGroup(string) slog.Handler      { return w }
 
 // checkSecretFiles reports the permissions of the files holding secrets:
 // the bot's key or certificate, NATS credentials, the configuration file
@@ -342,7 +323,7 @@ func symphonyFix(err error, component string, cfg *config.Config) string {
 func checkFeed(ctx context.Context, c *checker, cfg *config.Config, client *symphony.Client, authErr error) {
 	switch {
 	case cfg.Bridge.Source == "datahose":
-		d, err := symphony.NewDatahose(client, symphony.DatahoseOptions{Tag: cfg.Datahose.Tag, EventTypes: cfg.Datahose.EventTypes, Scopes: cfg.Datahose.Scopes})
+		d, err := symphony.NewDatahose(client, datahoseOptions(cfg))
 		if err != nil {
 			c.fail("feed", err.Error(), "check datahose.tag, datahose.eventTypes and datahose.scopes")
 			return
@@ -354,7 +335,7 @@ func checkFeed(ctx context.Context, c *checker, cfg *config.Config, client *symp
 		c.ok("feed", fmt.Sprintf("datahose: run reads tag %q with event types %s (%s); the Agent creates the feed at the first read",
 			d.Tag(), strings.Join(cfg.Datahose.EventTypes, ", "), scopes))
 	case cfg.Datafeed.Version == "v1":
-		f := symphony.NewDatafeedV1(client, symphony.DatafeedV1Options{IDFilePath: cfg.Datafeed.IDFilePath})
+		f := symphony.NewDatafeedV1(client, datafeedV1Options(cfg))
 		c.warn("feed", fmt.Sprintf("datafeed v1: run reuses the feed id in %s or creates a feed; a v1 read removes events from the Agent, so a crash between read and publish loses them (at-most-once)", f.IDFile()),
 			"use datafeed.version v2 where the Agent allows it")
 	case authErr != nil:
@@ -362,7 +343,7 @@ func checkFeed(ctx context.Context, c *checker, cfg *config.Config, client *symp
 	default:
 		actx, cancel := context.WithTimeout(ctx, symphonyLimit(cfg))
 		defer cancel()
-		plan, err := symphony.NewDatafeedV2(client, symphony.DatafeedOptions{Tag: cfg.Datafeed.Tag, IncludeInvisible: cfg.Datafeed.IncludeInvisible}).Plan(actx)
+		plan, err := symphony.NewDatafeedV2(client, datafeedOptions(cfg)).Plan(actx)
 		if err != nil {
 			c.fail("feed", err.Error(), symphonyFix(err, "agent", cfg))
 			return

@@ -59,8 +59,9 @@ func runCheck(t *testing.T, args ...string) checkRun {
 // checkLine matches one line of check's text output.
 var checkLine = regexp.MustCompile(`^(ok|WARN|FAIL|skip) +([a-z ]+): (.*)$`)
 
-// lines parses the text output into name -> status and detail (a name may
-// repeat: the last wins, except that a FAIL is never overwritten).
+// lines parses the text output into its results, in order (a name may
+// repeat: "secret file", "config" warnings); a line that is not a check's
+// fails the test.
 func lines(t *testing.T, out string) []checkResult {
 	t.Helper()
 	status := map[string]string{"ok": statusOK, "WARN": statusWarn, "FAIL": statusFail, "skip": statusSkip}
@@ -199,6 +200,17 @@ func TestCheckPasses(t *testing.T) {
 		}
 		if _, err := natstest.JetStream(t, srv).Stream(t.Context(), "SYMPHONY"); err != jetstream.ErrStreamNotFound {
 			t.Errorf("stream lookup after check: %v, want not found (check must not create it)", err)
+		}
+	})
+
+	t.Run("--nats-url", func(t *testing.T) {
+		// The flag wins over nats.url, as for run.
+		t.Parallel()
+		_, agentURL := newAgent(t, &bot.PublicKey, time.Second)
+		srv := natstest.RunServer(t)
+		r := runCheck(t, "--config", writeConfig(t, agentURL, "nats://"+closedPort(t)), "--nats-url", srv.URL())
+		if n := find(t, lines(t, r.stdout), "nats"); r.code != 0 || n.Status != statusOK || !strings.Contains(n.Detail, srv.URL()) {
+			t.Errorf("exit %d, nats %+v; want 0 and connected to %s", r.code, n, srv.URL())
 		}
 	})
 

@@ -135,11 +135,9 @@ func TestREADMEFirstRun(t *testing.T) {
 
 	var addr string
 	natstest.WaitFor(t, 20*time.Second, func() error {
-		m := healthAddrRe.FindStringSubmatch(bridge.stderr.String())
-		if m == nil {
+		if addr = healthAddr(bridge.stderr.String()); addr == "" {
 			return fmt.Errorf("no health address in run's logs yet")
 		}
-		addr = m[1]
 		return nil
 	})
 	natstest.WaitFor(t, 30*time.Second, func() error {

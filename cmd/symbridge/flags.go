@@ -46,3 +46,15 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 func wantsHelp(args []string) bool {
 	return len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help")
 }
+
+// flagOverrides are the configuration keys that flags override, for
+// config.Load: a flag left empty overrides nothing.
+func flagOverrides(flags map[string]string) map[string]any {
+	m := map[string]any{}
+	for key, v := range flags {
+		if v != "" {
+			m[key] = v
+		}
+	}
+	return m
+}

@@ -68,12 +68,8 @@ func gcSettings() (percent int, limit int64) {
 	return int(int64(s[0].Value.Uint64())), int64(s[1].Value.Uint64())
 }
 
-// runtimeSettings are the settings in force, for the start-up log line.
-func runtimeSettings() []any {
-	percent, limit := gcSettings()
-	return []any{"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", percent, "memory_limit", limit}
-}
-
+// logRuntime logs the settings in force, once tuneRuntime has applied them.
 func logRuntime(logger *slog.Logger) {
-	logger.Info("go runtime settings", runtimeSettings()...)
+	percent, limit := gcSettings()
+	logger.Info("go runtime settings", "gomaxprocs", runtime.GOMAXPROCS(0), "gogc", percent, "memory_limit", limit)
 }

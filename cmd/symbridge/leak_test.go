@@ -108,9 +108,6 @@ func newRecordedAgent(t *testing.T, cfg symphonytest.Config) (*symphonytest.Agen
 	return a, u, rec
 }
 
-// healthAddrRe finds the health server's address in text or JSON logs.
-var healthAddrRe = regexp.MustCompile(`health endpoints listening"?[ ,]"?addr"?[=:]"?([0-9.]+:[0-9]+)`)
-
 // scraper GETs /healthz, /readyz and /metrics over and over while the bridge
 // runs, keeping every distinct body: what a monitoring system would see.
 type scraper struct {
@@ -241,8 +238,7 @@ func TestNoSecretLeaks_FullSession(t *testing.T) {
 			r := startRun(t, path)
 			var addr string
 			natstest.WaitFor(t, 20*time.Second, func() error {
-				if m := healthAddrRe.FindStringSubmatch(r.stderr.String()); m != nil {
-					addr = m[1]
+				if addr = healthAddr(r.stderr.String()); addr != "" {
 					return nil
 				}
 				return fmt.Errorf("no health address in the logs yet")

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -123,16 +122,14 @@ log:
 	return path
 }
 
-// healthAddr finds the health server's address in the JSON logs.
+// healthAddrRe finds the health server's address in text or JSON logs.
+var healthAddrRe = regexp.MustCompile(`health endpoints listening"?[ ,]"?addr"?[=:]"?([0-9.]+:[0-9]+)`)
+
+// healthAddr is the health server's address in the logs, "" before it
+// listens.
 func healthAddr(logs string) string {
-	for _, line := range strings.Split(logs, "\n") {
-		var rec struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "health endpoints listening" {
-			return rec.Addr
-		}
+	if m := healthAddrRe.FindStringSubmatch(logs); m != nil {
+		return m[1]
 	}
 	return ""
 }

@@ -34,8 +34,11 @@ func reportProgress(ctx context.Context, src progressSource, logger *slog.Logger
 			attrs, _ := p.next(src.Stats(), src.Readers(), time.Now())
 			logger.Info("progress", attrs...)
 			return
-		case now := <-tick.C:
-			if attrs, moved := p.next(src.Stats(), src.Readers(), now); moved {
+		case <-tick.C:
+			// The clock is read with the counts, not taken from the tick:
+			// a tick waiting in its channel carries an earlier time, which
+			// would shorten the newest event's age and inflate the rate.
+			if attrs, moved := p.next(src.Stats(), src.Readers(), time.Now()); moved {
 				logger.Info("progress", attrs...)
 			}
 		}

@@ -33,14 +33,7 @@ func cmdRun(ctx context.Context, args []string, environ []string, stdout, stderr
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	overrides := map[string]any{}
-	if *natsURL != "" {
-		overrides["nats.url"] = *natsURL
-	}
-	if *logLevel != "" {
-		overrides["log.level"] = *logLevel
-	}
-	cfg, err := config.Load(*path, environ, overrides)
+	cfg, err := config.Load(*path, environ, flagOverrides(map[string]string{"nats.url": *natsURL, "log.level": *logLevel}))
 	if err != nil {
 		return usageError{err}
 	}
@@ -92,7 +85,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		defer shutdownServer(srv)
 		natsURL = srv.ClientURL()
 	}
-	natsOpts, err := natsOptions(cfg, logger)
+	natsOpts, err := natsOptions(cfg)
 	if err != nil {
 		return usageError{err}
 	}
@@ -183,7 +176,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 // startupWarnings are the configuration's warnings, logged at each start
 // of run and reported by check.
 func startupWarnings(cfg *config.Config) []string {
-	w := slices.Clone(cfg.Warnings)
+	w := append(slices.Clone(cfg.Warnings), natsWarnings(cfg)...)
 	if p := cfg.AgentProxyURL; cfg.PodProxyURL != p || cfg.KeyManagerProxyURL != p || cfg.SessionAuthProxyURL != p {
 		w = append(w, "per-component proxies differ; symbridge sends all Symphony traffic through the Agent's proxy (agent.proxy, else proxy)")
 	}
@@ -230,9 +223,31 @@ func clientConfig(cfg *config.Config) symphony.ClientConfig {
 	}
 }
 
+// The feeds' options from the configuration, for run and check alike.
+func datahoseOptions(cfg *config.Config) symphony.DatahoseOptions {
+	return symphony.DatahoseOptions{Tag: cfg.Datahose.Tag, EventTypes: cfg.Datahose.EventTypes, Scopes: cfg.Datahose.Scopes}
+}
+
+func datafeedOptions(cfg *config.Config) symphony.DatafeedOptions {
+	return symphony.DatafeedOptions{Tag: cfg.Datafeed.Tag, IncludeInvisible: cfg.Datafeed.IncludeInvisible}
+}
+
+func datafeedV1Options(cfg *config.Config) symphony.DatafeedV1Options {
+	return symphony.DatafeedV1Options{IDFilePath: cfg.Datafeed.IDFilePath}
+}
+
+// natsWarnings are the warnings of the nats.* keys: part of run's start-up
+// warnings, and logged by tail, which uses only those keys.
+func natsWarnings(cfg *config.Config) []string {
+	if cfg.NATS.TLS.InsecureSkipVerify {
+		return []string{"nats.tls.insecureSkipVerify: the NATS server's certificate is not verified; anyone on the path can read and forge events"}
+	}
+	return nil
+}
+
 // natsOptions turns the nats.* credential and TLS keys into client options.
 // The values are secrets: they go to nats.go and nowhere else.
-func natsOptions(cfg *config.Config, logger *slog.Logger) ([]nats.Option, error) {
+func natsOptions(cfg *config.Config) ([]nats.Option, error) {
 	n := cfg.NATS
 	var opts []nats.Option
 	switch {
@@ -257,8 +272,7 @@ func natsOptions(cfg *config.Config, logger *slog.Logger) ([]nats.Option, error)
 	if n.TLS.CertFile != "" {
 		opts = append(opts, nats.ClientCert(n.TLS.CertFile, n.TLS.KeyFile))
 	}
-	if n.TLS.InsecureSkipVerify {
-		logger.Warn("nats.tls.insecureSkipVerify: the NATS server's certificate is not verified; anyone on the path can read and forge events")
+	if n.TLS.InsecureSkipVerify { // warned about by natsWarnings
 		opts = append(opts, nats.Secure(&tls.Config{InsecureSkipVerify: true})) //nolint:gosec // asked for explicitly
 	}
 	return opts, nil
@@ -268,7 +282,7 @@ func natsOptions(cfg *config.Config, logger *slog.Logger) ([]nats.Option, error)
 func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client, logger *slog.Logger, life *lifecycle) (bridge.Source, error) {
 	switch {
 	case cfg.Bridge.Source == "datahose":
-		d, err := symphony.NewDatahose(client, symphony.DatahoseOptions{Tag: cfg.Datahose.Tag, EventTypes: cfg.Datahose.EventTypes, Scopes: cfg.Datahose.Scopes})
+		d, err := symphony.NewDatahose(client, datahoseOptions(cfg))
 		if err != nil {
 			return nil, usageError{err}
 		}
@@ -276,13 +290,13 @@ func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client
 		return d, nil
 	case cfg.Datafeed.Version == "v1":
 		logger.Warn("datafeed.version v1: a read removes events from the Agent, so a crash between read and publish loses them (at-most-once); use v2 where the Agent allows it")
-		f := symphony.NewDatafeedV1(client, symphony.DatafeedV1Options{IDFilePath: cfg.Datafeed.IDFilePath})
+		f := symphony.NewDatafeedV1(client, datafeedV1Options(cfg))
 		if err := retryStartup(ctx, logger, life, "open datafeed v1", func(ctx context.Context) error { _, err := f.Open(ctx); return err }); err != nil {
 			return nil, err
 		}
 		return f, nil
 	default:
-		f := symphony.NewDatafeedV2(client, symphony.DatafeedOptions{Tag: cfg.Datafeed.Tag, IncludeInvisible: cfg.Datafeed.IncludeInvisible})
+		f := symphony.NewDatafeedV2(client, datafeedOptions(cfg))
 		var res symphony.OpenResult
 		if err := retryStartup(ctx, logger, life, "open datafeed", func(ctx context.Context) error {
 			var err error

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -414,7 +415,8 @@ func TestAgentTLS(t *testing.T) {
 }
 
 // TestNATSInsecureSkipVerify: nats.tls.insecureSkipVerify connects to a
-// server whose certificate does not verify, and warns at each start.
+// server whose certificate does not verify, and warns at each start; tail
+// warns too, and check reports the warning on a line of its own.
 func TestNATSInsecureSkipVerify(t *testing.T) {
 	t.Parallel()
 	p := natstest.NewPKI(t)
@@ -435,6 +437,22 @@ func TestNATSInsecureSkipVerify(t *testing.T) {
 			t.Fatalf("run %d: %v", start, err)
 		}
 		assertWarning(t, r.stderr.String(), "nats.tls.insecureSkipVerify", true)
+	}
+
+	var tailLogs testlog.Buffer
+	if err := run(t.Context(), []string{"tail", "--config", path, "--count", "1"}, nil, io.Discard, &tailLogs); err != nil {
+		t.Errorf("tail: %v\n%s", err, tailLogs.String())
+	}
+	assertWarning(t, tailLogs.String(), "nats.tls.insecureSkipVerify", true)
+
+	res := lines(t, runCheck(t, "--config", path).stdout)
+	if !slices.ContainsFunc(res, func(c checkResult) bool {
+		return c.Name == "config" && c.Status == statusWarn && strings.HasPrefix(c.Detail, "nats.tls.insecureSkipVerify: ")
+	}) {
+		t.Errorf("check reports no nats.tls.insecureSkipVerify warning: %+v", res)
+	}
+	if c := find(t, res, "nats"); c.Status != statusOK {
+		t.Errorf("check's nats line: %+v, want ok", c)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -162,7 +163,7 @@ func TestRunUnlimitedMessageSize(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("run: %v", err)
 	}
-	if !strings.Contains(stderr.String(), `"msg":"go runtime settings"`) {
-		t.Errorf("no runtime settings line in the logs:\n%s", stderr.String())
+	if !regexp.MustCompile(`"msg":"go runtime settings","gomaxprocs":\d+,"gogc":-?\d+,"memory_limit":\d+`).MatchString(stderr.String()) {
+		t.Errorf("no runtime settings line with its values in the logs:\n%s", stderr.String())
 	}
 }

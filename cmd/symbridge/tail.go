@@ -59,11 +59,7 @@ func cmdTail(ctx context.Context, args []string, environ []string, stdout, stder
 		return usagef("tail: --subject: %w", err)
 	}
 
-	overrides := map[string]any{}
-	if *natsURL != "" {
-		overrides["nats.url"] = *natsURL
-	}
-	cfg, err := config.Load(*path, environ, overrides)
+	cfg, err := config.Load(*path, environ, flagOverrides(map[string]string{"nats.url": *natsURL}))
 	if err != nil {
 		return usageError{err}
 	}
@@ -82,7 +78,10 @@ func cmdTail(ctx context.Context, args []string, environ []string, stdout, stder
 			return usagef("nats.embedded.listen: %w", err)
 		}
 	}
-	opts, err := natsOptions(cfg, logger)
+	for _, w := range natsWarnings(cfg) {
+		logger.Warn(w)
+	}
+	opts, err := natsOptions(cfg)
 	if err != nil {
 		return usageError{err}
 	}

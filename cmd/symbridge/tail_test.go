@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -353,14 +352,8 @@ func TestTailBadUsage(t *testing.T) {
 // once, not a wait.
 func TestTailUnreachableNATS(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
 	var stderr testlog.Buffer
-	err = run(t.Context(), []string{"tail", "--nats-url", "nats://user:s3cret@" + addr}, nil, io.Discard, &stderr)
+	err := run(t.Context(), []string{"tail", "--nats-url", "nats://user:s3cret@" + closedPort(t)}, nil, io.Discard, &stderr)
 	if code := exitCode(err, &stderr); code != 1 || !strings.Contains(err.Error(), "connect to NATS") {
 		t.Errorf("tail of an unreachable server: exit %d (%v), want 1", code, err)
 	}
