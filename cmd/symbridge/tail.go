@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -96,7 +95,7 @@ func cmdTail(ctx context.Context, args []string, environ []string, stdout, stder
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	err = eventline.Replay(ctx, js, cfg.NATS.Stream.Name, r, func(msg jetstream.Msg) error {
+	return eventline.Replay(ctx, js, cfg.NATS.Stream.Name, r, func(msg jetstream.Msg) error {
 		var err error
 		if *asJSON {
 			_, err = fmt.Fprintf(stdout, "%s\n", msg.Data())
@@ -105,8 +104,4 @@ func cmdTail(ctx context.Context, args []string, environ []string, stdout, stder
 		}
 		return err
 	})
-	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return nil // interrupted before the first message: as clean a stop as after it
-	}
-	return err
 }

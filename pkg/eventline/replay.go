@@ -44,7 +44,7 @@ const consumerIdle = time.Minute
 func Replay(ctx context.Context, js jetstream.JetStream, stream string, r Range, fn func(jetstream.Msg) error) (err error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", stream, err)
+		return stopped(ctx, fmt.Errorf("stream %s: %w", stream, err))
 	}
 	// The end: the stream's last message now. Messages of the filter are
 	// a subset, so the replay also stops when the server says none of them
@@ -68,7 +68,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream string, r Range,
 	}
 	cons, err := s.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("ordered consumer on %s: %w", stream, err)
+		return stopped(ctx, fmt.Errorf("ordered consumer on %s: %w", stream, err))
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(100)) // creates the server-side consumer
 	if err != nil {
@@ -119,4 +119,13 @@ func remove(ctx context.Context, s jetstream.Stream, it jetstream.MessagesContex
 		return fmt.Errorf("delete the replay's consumer %s (the server drops it after %s idle): %w", info.Name, consumerIdle, err)
 	}
 	return nil
+}
+
+// stopped is err, or nil when err is only ctx ending before the replay
+// began: a follower interrupted at any point stops as cleanly.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil
+	}
+	return err
 }

@@ -159,3 +159,18 @@ func TestReplayFollows(t *testing.T) {
 	}
 	noConsumers(t, js)
 }
+
+// TestReplayCancelledBeforeStart: a ctx that ended before the replay began
+// stops it as cleanly as one ending during it (nil, no consumer left).
+func TestReplayCancelledBeforeStart(t *testing.T) {
+	t.Parallel()
+	js, _ := newStream(t, "a.1")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	called := false
+	err := eventline.Replay(ctx, js, stream, eventline.Range{Follow: true}, func(jetstream.Msg) error { called = true; return nil })
+	if err != nil || called {
+		t.Errorf("Replay with an ended ctx = %v (fn called: %v), want nil before any message", err, called)
+	}
+	noConsumers(t, js)
+}
