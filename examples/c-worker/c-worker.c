@@ -57,16 +57,22 @@ on_signal(int sig)
 /* ------------------------------------------------------------------------ */
 
 static void
+vlogf_(const char *fmt, va_list ap)
+{
+    fputs(PROG ": ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void
 logf_(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs(PROG ": ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vlogf_(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
 }
 
 /* Reason for a failed cnats call: the library's last error text of this
@@ -167,11 +173,10 @@ usage_error(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs(PROG ": ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vlogf_(fmt, ap);
     va_end(ap);
-    fputs("\n" PROG ": run '" PROG " --help' for usage\n", stderr);
+    fputs(PROG ": run '" PROG " --help' for usage\n", stderr);
     return 2;
 }
 

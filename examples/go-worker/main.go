@@ -191,6 +191,9 @@ type worker struct {
 }
 
 // work joins the shared durable consumer and handles messages until ctx ends.
+// On SIGTERM the iterator stops: Next returns, the message in hand (if any)
+// is finished, and the messages pulled but not handed to us stay un-acked;
+// the server gives them to another worker after AckWait.
 func (w *worker) work(ctx context.Context, js jetstream.JetStream) error {
 	cons, err := w.consumer(ctx, js)
 	if err != nil {
@@ -200,25 +203,6 @@ func (w *worker) work(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("pull from %s/%s: %w", w.o.stream, w.o.durable, err)
 	}
-	return w.each(ctx, it, func(msg jetstream.Msg) bool {
-		// Finish the message in hand even when SIGTERM came meanwhile:
-		// the ack gets its own short deadline.
-		ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-		defer cancel()
-		if err := msg.DoubleAck(ackCtx); err != nil {
-			// Not fatal: the server redelivers the message after AckWait,
-			// to this worker or another (consumers must be idempotent).
-			fmt.Fprintf(w.errOut, "go-worker: ack: %v (the server will redeliver it)\n", err)
-		}
-		return true
-	})
-}
-
-// each handles the messages of it until ctx ends or after returns false.
-// On SIGTERM the iterator stops: Next returns, the message in hand (if any)
-// is finished, and the messages pulled but not handed to us stay un-acked;
-// the server gives them to another worker after AckWait.
-func (w *worker) each(ctx context.Context, it jetstream.MessagesContext, after func(msg jetstream.Msg) bool) error {
 	defer context.AfterFunc(ctx, it.Stop)()
 	defer it.Stop()
 	for {
@@ -232,9 +216,20 @@ func (w *worker) each(ctx context.Context, it jetstream.MessagesContext, after f
 		if err := w.handle(msg); err != nil {
 			return err
 		}
-		if !after(msg) {
-			return nil
-		}
+		w.ack(ctx, msg)
+	}
+}
+
+// ack acknowledges msg and waits for the server's confirmation. It
+// finishes the message in hand even when SIGTERM came meanwhile: the ack
+// gets its own short deadline.
+func (w *worker) ack(ctx context.Context, msg jetstream.Msg) {
+	ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(ackCtx); err != nil {
+		// Not fatal: the server redelivers the message after AckWait,
+		// to this worker or another (consumers must be idempotent).
+		fmt.Fprintf(w.errOut, "go-worker: ack: %v (the server will redeliver it)\n", err)
 	}
 }
 

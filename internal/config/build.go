@@ -33,7 +33,7 @@ func (c *Config) isSet(key string) bool { return c.source[key] != "" }
 // a problem that components inherited is recorded once.
 func (c *Config) problem(key string, err error) {
 	if err != nil {
-		err = fmt.Errorf("%s: %w", cmp.Or(c.source[key], key), err)
+		err = &keyError{cmp.Or(c.source[key], key), err}
 		if !slices.ContainsFunc(c.problems, func(p error) bool { return p.Error() == err.Error() }) {
 			c.problems = append(c.problems, err)
 		}
@@ -145,7 +145,7 @@ func (c *Config) buildSymphony(f *fileKeys) {
 			c.problem(s.key+"host", fmt.Errorf("must be a host name, without scheme or path, got %q", host))
 		case !used:
 		case host == "":
-			c.problems = append(c.problems, fmt.Errorf("%shost: required (set %[1]shost or the global host)", s.key))
+			c.problems = append(c.problems, &keyError{s.key + "host", fmt.Errorf("required (set %shost or the global host)", s.key)})
 		case scheme != "https" && scheme != "http":
 			c.problem(s.key+"scheme", fmt.Errorf("must be https or http, got %q", scheme))
 		case portOK && urlErr != nil:

@@ -241,7 +241,7 @@ func (c *Config) resolveAlternatives(layers []map[string]any) {
 			}
 		}
 		if len(set) > 1 {
-			c.problems = append(c.problems, fmt.Errorf("%s: set only one of them", strings.Join(set, ", ")))
+			c.problems = append(c.problems, &keyError{strings.Join(set, ", "), errors.New("set only one of them")})
 		}
 	}
 }

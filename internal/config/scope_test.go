@@ -49,9 +49,20 @@ func TestValidateForNATS(t *testing.T) {
 					t.Errorf("ValidateFor(ScopeNATS) reports %q, outside its scope", line)
 				}
 			}
-			// Validate reports the same problem the same way.
-			if full := c.Validate(); full == nil || !strings.Contains(full.Error(), tc.want[0]) {
-				t.Errorf("Validate = %v, want it to contain %q too", full, tc.want[0])
+			// Validate reports the same problems the same way, and none of
+			// nats.* or log.* that ValidateFor leaves out.
+			full := c.Validate()
+			if full == nil || !strings.Contains(full.Error(), tc.want[0]) {
+				t.Fatalf("Validate = %v, want it to contain %q too", full, tc.want[0])
+			}
+			var inScope []string
+			for _, line := range strings.Split(full.Error(), "\n") {
+				if strings.HasPrefix(line, "nats.") || strings.HasPrefix(line, "log.") {
+					inScope = append(inScope, line)
+				}
+			}
+			if got := strings.Join(inScope, "\n"); got != err.Error() {
+				t.Errorf("ValidateFor(ScopeNATS) = %q\nValidate's nats.* and log.* problems = %q", err, got)
 			}
 		})
 	}

@@ -25,9 +25,9 @@ import (
 // pkg/bridge), named here by key.
 func (c *Config) Validate() error {
 	errs := slices.Clone(c.problems)
-	reject := func(bad bool, format string, a ...any) {
+	reject := func(bad bool, key, format string, a ...any) {
 		if bad {
-			errs = append(errs, fmt.Errorf(format, a...))
+			errs = append(errs, &keyError{key, fmt.Errorf(format, a...)})
 		}
 	}
 
@@ -35,76 +35,87 @@ func (c *Config) Validate() error {
 	// the file's problem is reported rather than a missing key.
 	rsaAuth := len(c.PrivateKeyPEM) > 0 || c.PrivateKeyPath != "" || c.rsaConfigured
 	certAuth := c.Certificate != nil || c.certConfigured
-	reject(!rsaAuth && !certAuth, "bot.privateKey.path: required: configure bot.privateKey (RSA) or bot.certificate (certificate authentication)")
-	reject(rsaAuth && certAuth, "bot.certificate: configure either bot.privateKey or bot.certificate, not both")
-	reject(c.Username == "", "bot.username: required")
-	reject(c.ConnectTimeout <= 0, "connectionTimeout: must be positive, got %s", c.ConnectTimeout)
-	reject(c.ReadTimeout <= 0, "readTimeout: must be positive, got %s", c.ReadTimeout)
+	reject(!rsaAuth && !certAuth, "bot.privateKey.path", "required: configure bot.privateKey (RSA) or bot.certificate (certificate authentication)")
+	reject(rsaAuth && certAuth, "bot.certificate", "configure either bot.privateKey or bot.certificate, not both")
+	reject(c.Username == "", "bot.username", "required")
+	reject(c.ConnectTimeout <= 0, "connectionTimeout", "must be positive, got %s", c.ConnectTimeout)
+	reject(c.ReadTimeout <= 0, "readTimeout", "must be positive, got %s", c.ReadTimeout)
 
 	df, dh := c.Datafeed, c.Datahose
-	reject(df.Version != "v1" && df.Version != "v2", "datafeed.version: must be v2 or v1, got %q", df.Version)
+	reject(df.Version != "v1" && df.Version != "v2", "datafeed.version", "must be v2 or v1, got %q", df.Version)
 	switch c.Bridge.Source {
 	case "datafeed":
 		reject(df.Version == "v2" && (len(df.Tag) == 0 || len(df.Tag) > maxDatafeedTag),
-			"datafeed.tag: must be 1 to %d characters (symbridge reads a feed of its own), got %d", maxDatafeedTag, len(df.Tag))
-		reject(df.Version == "v1" && df.IDFilePath == "", "datafeed.idFilePath: required with datafeed.version v1")
+			"datafeed.tag", "must be 1 to %d characters (symbridge reads a feed of its own), got %d", maxDatafeedTag, len(df.Tag))
+		reject(df.Version == "v1" && df.IDFilePath == "", "datafeed.idFilePath", "required with datafeed.version v1")
 		errs = append(errs, keyed(df.Retry.Validate(), "datafeed.retry.", retryKeyNames)...)
 	case "datahose":
-		reject(len(dh.EventTypes) == 0, "datahose.eventTypes: required when bridge.source is datahose (e.g. MESSAGESENT,ROOMCREATED)")
+		reject(len(dh.EventTypes) == 0, "datahose.eventTypes", "required when bridge.source is datahose (e.g. MESSAGESENT,ROOMCREATED)")
 		unknown := slices.DeleteFunc(slices.Clone(dh.EventTypes), symphony.IsKnownType)
-		reject(len(unknown) > 0, "datahose.eventTypes: unknown event types %s (known: %s)",
+		reject(len(unknown) > 0, "datahose.eventTypes", "unknown event types %s (known: %s)",
 			strings.Join(unknown, ", "), strings.Join(symphony.KnownTypes(), ", "))
-		reject(len(dh.Tag) == 0 || len(dh.Tag) > maxDatahoseTag, "datahose.tag: must be 1 to %d characters, got %d", maxDatahoseTag, len(dh.Tag))
+		reject(len(dh.Tag) == 0 || len(dh.Tag) > maxDatahoseTag, "datahose.tag", "must be 1 to %d characters, got %d", maxDatahoseTag, len(dh.Tag))
 		for _, s := range dh.Scopes {
-			reject(s != "INTERNAL" && s != "EXTERNAL" && s != "FEDERATED", "datahose.scopes: must be INTERNAL, EXTERNAL or FEDERATED, got %q", s)
+			reject(s != "INTERNAL" && s != "EXTERNAL" && s != "FEDERATED", "datahose.scopes", "must be INTERNAL, EXTERNAL or FEDERATED, got %q", s)
 		}
 		errs = append(errs, keyed(dh.Retry.Validate(), "datahose.retry.", retryKeyNames)...)
 	default:
-		reject(true, "bridge.source: must be datafeed or datahose, got %q", c.Bridge.Source)
+		reject(true, "bridge.source", "must be datafeed or datahose, got %q", c.Bridge.Source)
 	}
 
 	br := c.Bridge
 	// Without a pod host, pod.host is reported.
-	reject(br.Pod == "" && c.PodURL != "", "bridge.pod: required (it defaults to the first label of the pod host)")
-	reject(strings.ContainsFunc(br.Pod, unicode.IsSpace), "bridge.pod: must not contain whitespace, got %q", br.Pod)
+	reject(br.Pod == "" && c.PodURL != "", "bridge.pod", "required (it defaults to the first label of the pod host)")
+	reject(strings.ContainsFunc(br.Pod, unicode.IsSpace), "bridge.pod", "must not contain whitespace, got %q", br.Pod)
 	for _, t := range [][2]string{{"bridge.subject", br.Subject}, {"bridge.deadLetter", br.DeadLetter}} {
 		_, err := subjects.Compile(t[1])
-		reject(err != nil, "%s: %w", t[0], err)
+		reject(err != nil, t[0], "%w", err)
 	}
-	reject(br.PublishTimeout <= 0, "bridge.publishTimeout: must be positive, got %s", br.PublishTimeout)
-	reject(br.SlowRetry <= 0, "bridge.slowRetry: must be positive, got %s", br.SlowRetry)
-	reject(br.MaxPending < 1, "bridge.maxPending: must be at least 1, got %d", br.MaxPending)
-	reject(br.Readers < 1, "bridge.readers: must be at least 1, got %d", br.Readers)
-	reject(br.DedupeEntries < 0, "bridge.dedupeEntries: must be 0 (disabled) or more, got %d", br.DedupeEntries)
+	reject(br.PublishTimeout <= 0, "bridge.publishTimeout", "must be positive, got %s", br.PublishTimeout)
+	reject(br.SlowRetry <= 0, "bridge.slowRetry", "must be positive, got %s", br.SlowRetry)
+	reject(br.MaxPending < 1, "bridge.maxPending", "must be at least 1, got %d", br.MaxPending)
+	reject(br.Readers < 1, "bridge.readers", "must be at least 1, got %d", br.Readers)
+	reject(br.DedupeEntries < 0, "bridge.dedupeEntries", "must be 0 (disabled) or more, got %d", br.DedupeEntries)
 	reject(br.MaxBodyBytes < minBodyBytes,
-		"bridge.maxBodyBytes: must be at least %d (1 MiB) so that one large event never blocks the feed, got %d", minBodyBytes, br.MaxBodyBytes)
+		"bridge.maxBodyBytes", "must be at least %d (1 MiB) so that one large event never blocks the feed, got %d", minBodyBytes, br.MaxBodyBytes)
 
 	n := c.NATS
 	if n.Embedded.Enabled {
-		reject(n.Embedded.Dir == "", "nats.embedded.dir: required when nats.embedded.enabled is true")
+		reject(n.Embedded.Dir == "", "nats.embedded.dir", "required when nats.embedded.enabled is true")
 		err := checkHostPort(n.Embedded.Listen)
-		reject(err != nil, "nats.embedded.listen: %v", err)
+		reject(err != nil, "nats.embedded.listen", "%v", err)
 	}
-	reject(n.URL == "" && !n.Embedded.Enabled, "nats.url: required unless nats.embedded.enabled is true")
+	reject(n.URL == "" && !n.Embedded.Enabled, "nats.url", "required unless nats.embedded.enabled is true")
 	for _, one := range strings.Split(n.URL, ",") {
 		err := checkNATSURL(strings.TrimSpace(one))
-		reject(n.URL != "" && err != nil, "nats.url: %v", err)
+		reject(n.URL != "" && err != nil, "nats.url", "%v", err)
 	}
-	reject((n.TLS.CertFile == "") != (n.TLS.KeyFile == ""), "nats.tls.certFile, nats.tls.keyFile: set both or neither")
-	reject(n.CredsFile != "" && n.NKeyFile != "", "nats.credsFile, nats.nkeyFile: set only one of them")
-	reject(n.PingInterval <= 0, "nats.pingInterval: must be positive, got %s", n.PingInterval)
+	reject((n.TLS.CertFile == "") != (n.TLS.KeyFile == ""), "nats.tls.certFile, nats.tls.keyFile", "set both or neither")
+	reject(n.CredsFile != "" && n.NKeyFile != "", "nats.credsFile, nats.nkeyFile", "set only one of them")
+	reject(n.PingInterval <= 0, "nats.pingInterval", "must be positive, got %s", n.PingInterval)
 	errs = append(errs, keyed(n.Stream.Bridge().Validate(), "nats.stream.", nil)...)
 
 	if c.HTTP.Listen != "" {
 		err := checkHostPort(c.HTTP.Listen)
-		reject(err != nil, "http.listen: %v", err)
+		reject(err != nil, "http.listen", "%v", err)
 	}
-	reject(!slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level), "log.level: must be debug, info, warn or error, got %q", c.Log.Level)
-	reject(c.Log.Format != "text" && c.Log.Format != "json", "log.format: must be text or json, got %q", c.Log.Format)
-	reject(c.Runtime.MaxProcs < 0, "runtime.maxProcs: must be 0 (Go's default) or more, got %d", c.Runtime.MaxProcs)
-	reject(c.Runtime.GCPercent < -1, "runtime.gcPercent: must be -1 (off) or more, got %d", c.Runtime.GCPercent)
+	reject(!slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level), "log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	reject(c.Log.Format != "text" && c.Log.Format != "json", "log.format", "must be text or json, got %q", c.Log.Format)
+	reject(c.Runtime.MaxProcs < 0, "runtime.maxProcs", "must be 0 (Go's default) or more, got %d", c.Runtime.MaxProcs)
+	reject(c.Runtime.GCPercent < -1, "runtime.gcPercent", "must be -1 (off) or more, got %d", c.Runtime.GCPercent)
 	return errors.Join(errs...)
 }
+
+// keyError is a problem of one key, or of a group of keys written "a, b":
+// every problem Validate reports is one, so that ValidateFor places it by
+// its key rather than by its text.
+type keyError struct {
+	key string
+	err error
+}
+
+func (e *keyError) Error() string { return e.key + ": " + e.err.Error() }
+func (e *keyError) Unwrap() error { return e.err }
 
 // Scope is the part of the configuration a command uses, by key prefix.
 type Scope struct{ prefixes []string }
@@ -115,8 +126,8 @@ type Scope struct{ prefixes []string }
 var ScopeNATS = Scope{prefixes: []string{"nats.", "log."}}
 
 // ValidateFor is [Config.Validate] for the keys in scope: the same rules,
-// and only the problems of those keys. Every problem names its key first,
-// which is what places it in a scope.
+// and only the problems of those keys. A problem without a key (there should
+// be none) is kept: out of doubt, not dropped.
 func (c *Config) ValidateFor(scope Scope) error {
 	joined, _ := c.Validate().(interface{ Unwrap() []error })
 	if joined == nil {
@@ -124,7 +135,8 @@ func (c *Config) ValidateFor(scope Scope) error {
 	}
 	var in []error
 	for _, err := range joined.Unwrap() {
-		if slices.ContainsFunc(scope.prefixes, func(p string) bool { return strings.HasPrefix(err.Error(), p) }) {
+		ke, ok := err.(*keyError)
+		if !ok || slices.ContainsFunc(scope.prefixes, func(p string) bool { return strings.HasPrefix(ke.key, p) }) {
 			in = append(in, err)
 		}
 	}
@@ -159,7 +171,7 @@ func keyed(err error, prefix string, names map[string]string) []error {
 		if key == "" && field != "" {
 			key = strings.ToLower(field[:1]) + field[1:]
 		}
-		out = append(out, fmt.Errorf("%s%s: %w", prefix, key, inner))
+		out = append(out, &keyError{prefix + key, inner})
 	}
 	return out
 }
