@@ -82,6 +82,7 @@ func (c *Config) build(f *fileKeys) {
 	c.NATS.URL, c.HTTP.Listen = strings.TrimSpace(c.NATS.URL), strings.TrimSpace(c.HTTP.Listen)
 	c.warnPermissions("nats.credsFile", c.NATS.CredsFile)
 	c.warnPermissions("nats.nkeyFile", c.NATS.NKeyFile)
+	c.warnPermissions("nats.tls.keyFile", c.NATS.TLS.KeyFile)
 	c.Log = LogConfig{Level: fold(f.Log.Level), Format: fold(f.Log.Format)}
 
 	floor := c.MinMemoryLimit()

@@ -686,7 +686,7 @@ func TestPermissionWarning(t *testing.T) {
 }
 
 func TestSecretFilePermissionWarnings(t *testing.T) {
-	for _, key := range []string{"nats.credsFile", "nats.nkeyFile"} {
+	for _, key := range []string{"nats.credsFile", "nats.nkeyFile", "nats.tls.keyFile"} {
 		t.Run(key, func(t *testing.T) {
 			open := writeFile(t, "secret", []byte("x"), 0o640)
 			c := mustLoad(t, yamlDoc(map[string]string{key: open}), nil, nil)
