@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -305,12 +306,16 @@ func writeRaw(w http.ResponseWriter, status int, body string) {
 	_, _ = io.WriteString(w, body)
 }
 
-// sharedDir is ../shared next to the repository (reference samples and
-// specs), for the conformance subtests: a plain clone skips them, and under
-// CI, which always has it, its absence fails the test.
-func sharedDir(t *testing.T, parts ...string) string {
+// readShared reads a file of ../shared next to the repository (reference
+// samples and specs), for the conformance subtests: a plain clone skips
+// them, and under CI, which always has it, its absence fails the test.
+func readShared(t *testing.T, parts ...string) []byte {
 	t.Helper()
-	return testshared.Path(t, parts...)
+	b, err := os.ReadFile(testshared.Path(t, parts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // within fails the test if f does not return within d.

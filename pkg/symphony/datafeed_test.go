@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -290,10 +289,7 @@ func TestDatafeedV2_Read(t *testing.T) {
 		checkDatafeedV2Read(t, []byte(eventList("ack_id_string", oneEvent)), 344147139494862)
 	})
 	t.Run("samples", func(t *testing.T) {
-		sample, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java-legacy", "read_datafeedv5.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		sample := readShared(t, "symphony-samples", "bdk-java-legacy", "read_datafeedv5.json")
 		checkDatafeedV2Read(t, sample, 1456852)
 	})
 }
