@@ -1,7 +1,6 @@
 package symphony_test
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
@@ -21,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/symbridge/symbridge/pkg/symphony"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
 )
 
 // The helpers here are a deliberately small stand-in for the pod, key
@@ -29,22 +29,15 @@ import (
 
 const stubUser = "bridge-bot"
 
-var (
-	botKeyOnce sync.Once
-	botKey     *rsa.PrivateKey
-)
-
-// testBotKey is one RSA key for the whole test binary (generation is slow).
+// testBotKey is one RSA key for the whole test binary (generation is
+// slow): the simulator's bot key.
 func testBotKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
-	botKeyOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		botKey = k
-	})
-	return botKey
+	k, _, err := symphonytest.BotKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 func pkcs1PEM(k *rsa.PrivateKey) []byte {
