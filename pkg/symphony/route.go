@@ -249,9 +249,6 @@ func (d *decoder) userList(list *[][]byte) {
 			d.user(&s[i])
 		}
 	}
-	if i == 0 {
-		s = [][]byte{}
-	}
 	*list = s[:i]
 }
 
