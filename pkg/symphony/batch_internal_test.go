@@ -45,9 +45,13 @@ func TestDepthLimit_AgreesWithEncodingJSON(t *testing.T) {
 	}
 }
 
-// FuzzDecodeBatch: decodeBatch never panics and agrees with DecodeEventList;
-// an accepted batch's events are, in order, pieces of the body as sent,
-// and those too deep for encoding/json on their own carry Err.
+// FuzzDecodeBatch: decodeBatch never panics and agrees with encoding/json
+// on event lists holding events near its depth limit: a body encoding/json
+// accepts decodes to the same events and ackId; a body it refuses is
+// refused, unless it refuses it only because an event is too deep inside
+// the body. That batch is accepted; its events are, in order, pieces of
+// the body as sent, and those too deep for encoding/json on their own carry
+// Err.
 func FuzzDecodeBatch(f *testing.F) {
 	ev := `{"id":"e1","type":"MESSAGESENT","payload":{"messageSent":{"message":{"messageId":"m","stream":{"streamId":"s"}}}}}`
 	f.Add(ev, "", uint16(20))
@@ -68,6 +72,8 @@ func FuzzDecodeBatch(f *testing.F) {
 	})
 }
 
+// checkDecodeBatch holds decodeBatch to encoding/json (see FuzzDecodeBatch).
+// The reference is not DecodeEventList: that is the same decoder.
 func checkDecodeBatch(t *testing.T, body []byte) {
 	t.Helper()
 	resp := response{status: 200, body: bytes.Clone(body)}
@@ -75,36 +81,59 @@ func checkDecodeBatch(t *testing.T, body []byte) {
 	if !bytes.Equal(resp.body, body) {
 		t.Fatal("decodeBatch changed the body")
 	}
-	ref, refErr := DecodeEventList(body)
-	if (err == nil) != (refErr == nil) {
-		t.Fatalf("decodeBatch err %v, DecodeEventList err %v", err, refErr)
+	var ref struct {
+		Events []json.RawMessage `json:"events"`
+		AckID  *string           `json:"ackId"`
 	}
-	if err != nil {
+	refErr := json.Unmarshal(body, &ref)
+	switch {
+	case err != nil:
 		if !errors.Is(err, ErrBadResponse) {
 			t.Fatalf("err = %v, want ErrBadResponse", err)
 		}
-		return
-	}
-	if len(b.Events) != len(ref.Events) || b.AckID != ref.AckID {
-		t.Fatalf("decodeBatch: %d events, ackId %q; DecodeEventList %d, %q", len(b.Events), b.AckID, len(ref.Events), ref.AckID)
-	}
-	off := 0
-	for i, ev := range b.Events {
-		if !bytes.Equal(ev.Raw, ref.Events[i].Raw) {
-			t.Fatalf("event %d: Raw %q, want %q", i, ev.Raw, ref.Events[i].Raw)
+		if refErr == nil && ref.AckID != nil {
+			t.Fatalf("encoding/json accepts the body, decodeBatch refuses it: %v", err)
 		}
+		return
+	case refErr == nil:
+		if ref.AckID == nil || b.AckID != *ref.AckID {
+			t.Fatalf("decodeBatch ackId %q, encoding/json %v", b.AckID, ref.AckID)
+		}
+		checkRaws(t, body, b.Events, ref.Events)
+		return
+	case !isDepthError(refErr):
+		t.Fatalf("decodeBatch accepts a body encoding/json refuses: %v", refErr)
+	}
+	// Accepted although encoding/json refuses the body for its depth.
+	off, deep := 0, 0
+	for i, ev := range b.Events {
 		k := bytes.Index(body[off:], ev.Raw)
 		if k < 0 {
 			t.Fatalf("event %d %.80q is not in the body after offset %d", i, ev.Raw, off)
 		}
 		off += k + len(ev.Raw)
+		// The event under the two levels the body puts above it.
+		inBody := append(append([]byte(`{"events":[`), ev.Raw...), "]}"...)
+		if err := json.Unmarshal(inBody, new(any)); err != nil {
+			if !isDepthError(err) {
+				t.Fatalf("event %d is not JSON: %v", i, err)
+			}
+			deep++
+		}
 		// An event too deep for encoding/json on its own carries Err; one
 		// that is deep only with the body's two levels decodes.
 		if json.Unmarshal(ev.Raw, new(any)) != nil && !errors.Is(ev.Err, ErrInvalidEvent) {
-			t.Fatalf("event %d is not valid on its own but has no Err", i)
+			t.Fatalf("event %d is too deep on its own but has no Err", i)
 		}
 	}
+	if deep == 0 {
+		t.Fatalf("decodeBatch accepts a body encoding/json refuses (%v) with no event too deep in it", refErr)
+	}
 }
+
+// isDepthError reports whether err is encoding/json refusing a document
+// nested deeper than its limit.
+func isDepthError(err error) bool { return strings.Contains(err.Error(), "exceeded max depth") }
 
 func TestReadBody(t *testing.T) {
 	const limit = 100

@@ -14,7 +14,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -293,14 +292,8 @@ func TestAgentInfoAndSessionInfo(t *testing.T) {
 			[]byte(`{"id":7696581394433,"username":"admin@symphony.com","displayName":"Symphony Admin","roles":["INDIVIDUAL"],"avatars":[]}`))
 	})
 	t.Run("samples", func(t *testing.T) {
-		agentInfo, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-python", "agent_info.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		botInfo, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java", "bot_info.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		agentInfo := readShared(t, "symphony-samples", "bdk-python", "agent_info.json")
+		botInfo := readShared(t, "symphony-samples", "bdk-java", "bot_info.json")
 		checkAgentAndSessionInfo(t, agentInfo, botInfo)
 	})
 }

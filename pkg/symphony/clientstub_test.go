@@ -1,7 +1,6 @@
 package symphony_test
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
@@ -10,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/symbridge/symbridge/pkg/symphony"
+	"github.com/symbridge/symbridge/pkg/symphony/symphonytest"
 )
 
 // The helpers here are a deliberately small stand-in for the pod, key
@@ -28,22 +29,15 @@ import (
 
 const stubUser = "bridge-bot"
 
-var (
-	botKeyOnce sync.Once
-	botKey     *rsa.PrivateKey
-)
-
-// testBotKey is one RSA key for the whole test binary (generation is slow).
+// testBotKey is one RSA key for the whole test binary (generation is
+// slow): the simulator's bot key.
 func testBotKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
-	botKeyOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		botKey = k
-	})
-	return botKey
+	k, _, err := symphonytest.BotKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 func pkcs1PEM(k *rsa.PrivateKey) []byte {
@@ -305,12 +299,16 @@ func writeRaw(w http.ResponseWriter, status int, body string) {
 	_, _ = io.WriteString(w, body)
 }
 
-// sharedDir is ../shared next to the repository (reference samples and
-// specs), for the conformance subtests: a plain clone skips them, and under
-// CI, which always has it, its absence fails the test.
-func sharedDir(t *testing.T, parts ...string) string {
+// readShared reads a file of ../shared next to the repository (reference
+// samples and specs), for the conformance subtests: a plain clone skips
+// them, and under CI, which always has it, its absence fails the test.
+func readShared(t *testing.T, parts ...string) []byte {
 	t.Helper()
-	return testshared.Path(t, parts...)
+	b, err := os.ReadFile(testshared.Path(t, parts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // within fails the test if f does not return within d.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -290,10 +289,7 @@ func TestDatafeedV2_Read(t *testing.T) {
 		checkDatafeedV2Read(t, []byte(eventList("ack_id_string", oneEvent)), 344147139494862)
 	})
 	t.Run("samples", func(t *testing.T) {
-		sample, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java-legacy", "read_datafeedv5.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		sample := readShared(t, "symphony-samples", "bdk-java-legacy", "read_datafeedv5.json")
 		checkDatafeedV2Read(t, sample, 1456852)
 	})
 }
@@ -512,7 +508,6 @@ func TestDatafeedV2_RecreationReportedOnce(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	fs.with(func(f *feedStub) {
-		f.tagged = []string{"old_f"}
 		f.read = func(id, ackID string) (int, string) {
 			if id == "old_f" || ackID != "" {
 				return 400, err400 // the new feed never saw an ackId
@@ -531,12 +526,8 @@ func TestDatafeedV2_RecreationReportedOnce(t *testing.T) {
 			}
 		}
 	})
-	df := symphony.NewDatafeedV2(s.client(), symphony.DatafeedOptions{})
+	df := openGoneFeed(t, s, fs)
 	ctx := context.Background()
-	if _, err := df.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fs.with(func(f *feedStub) { f.tagged = nil })
 
 	type result struct {
 		b   symphony.Batch
@@ -584,8 +575,11 @@ func TestDatafeedV2_OwedRecreationReportedOnce(t *testing.T) {
 		t.Fatalf("err = %v, want a transient error (the new feed's first read)", err)
 	}
 
-	// Both reads reach the Agent before either is answered.
+	// Both reads reach the Agent before either is answered. If they cannot
+	// (Reads serialised), neither read sees the other's debt and the count
+	// below would pass: that is a failure of its own.
 	var arrived atomic.Int32
+	var apart atomic.Bool
 	both := make(chan struct{})
 	fs.with(func(f *feedStub) {
 		f.hold = func(id, _ string) {
@@ -597,7 +591,8 @@ func TestDatafeedV2_OwedRecreationReportedOnce(t *testing.T) {
 			}
 			select {
 			case <-both:
-			case <-time.After(10 * time.Second): // the check below fails
+			case <-time.After(10 * time.Second):
+				apart.Store(true)
 			}
 		}
 	})
@@ -618,6 +613,9 @@ func TestDatafeedV2_OwedRecreationReportedOnce(t *testing.T) {
 		if r.b.FeedRecreated {
 			reported++
 		}
+	}
+	if apart.Load() {
+		t.Error("the two reads did not reach the Agent together")
 	}
 	if reported != 1 {
 		t.Errorf("the recreation was reported by %d batches, want 1", reported)

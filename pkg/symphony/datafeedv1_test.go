@@ -121,14 +121,8 @@ func TestDatafeedV1_ReadsBDKIDFile(t *testing.T) {
 		checkReadsBDKIDFile(t, []byte("8e7c8672-220@agent.example.com:8443\n"), []byte("["+oneEvent+"]"))
 	})
 	t.Run("samples", func(t *testing.T) {
-		data, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java", "datafeedId"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		events, err := os.ReadFile(sharedDir(t, "symphony-samples", "bdk-java", "read_datafeed.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := readShared(t, "symphony-samples", "bdk-java", "datafeedId")
+		events := readShared(t, "symphony-samples", "bdk-java", "read_datafeed.json")
 		checkReadsBDKIDFile(t, data, events)
 	})
 }

@@ -508,9 +508,9 @@ type fieldSet struct {
 	bucket [64]int8
 }
 
-// fieldHash hashes a key by its length and first byte, ASCII case
-// folded (a string conversion here would copy the key): an ASCII key that matches a name case-insensitively has the
-// name's hash.
+// fieldHash hashes a key by its length and first byte, ASCII case folded
+// (a string conversion here would copy the key): an ASCII key that matches
+// a name case-insensitively has the name's hash.
 func fieldHash(length int, first byte) int {
 	return (length*9 + int(first|0x20)) & 63
 }

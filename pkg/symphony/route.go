@@ -42,8 +42,7 @@ import (
 
 // envelope is an event's routing fields as decoded, before conversion.
 type envelope struct {
-	id, typ, msgID []byte
-	typSet         bool
+	id, typ, msgID []byte // typ nil: no type (absent or null)
 	ts             []byte
 	initiator      []byte
 	payload        payloadSpans
@@ -98,17 +97,17 @@ func (m *payloadSpans) put(key []byte, start, end int) {
 	m.more = append(m.more, payloadEntry{key, start, end})
 }
 
-// fastStream is a stream as decoded.
+// fastStream is a stream as decoded (set: it is an object; id nil: no
+// streamId, which routes as an empty one).
 type fastStream struct {
 	set     bool
 	id, typ []byte
-	idSet   bool
 }
 
-// fastPayload is a payload object's routing fields as decoded.
+// fastPayload is a payload object's routing fields as decoded. A message
+// that is null (or absent) leaves msgStream and msgMsgID empty.
 type fastPayload struct {
 	stream, msgStream           fastStream
-	hasMessage                  bool
 	msgMsgID, pMsgID, formMsgID []byte
 	affected, toUser, fromUser  []byte
 	list                        [][]byte
@@ -161,7 +160,7 @@ func (d *decoder) envelope(e *envelope) {
 		case 0:
 			d.keepText("id", &e.id)
 		case 1:
-			e.typ, e.typSet = d.text("type")
+			e.typ, _ = d.text("type")
 		case 2:
 			if v, ok := d.number("timestamp"); ok {
 				e.ts = v
@@ -250,9 +249,6 @@ func (d *decoder) userList(list *[][]byte) {
 			d.user(&s[i])
 		}
 	}
-	if i == 0 {
-		s = [][]byte{}
-	}
 	*list = s[:i]
 }
 
@@ -273,7 +269,7 @@ func (d *decoder) payloadMap(e *envelope) {
 			key = unquote(key) // map keys are taken exactly, but decoded
 		}
 		start := d.i
-		if e.typSet && d.peek() == '{' && string(key) == payloadKeys[string(e.typ)] {
+		if e.typ != nil && d.peek() == '{' && string(key) == payloadKeys[string(e.typ)] {
 			d.directPayload(e)
 		} else {
 			d.skip()
@@ -337,7 +333,7 @@ func (d *decoder) stream(name string, st *fastStream) {
 		case fieldEnd:
 			return
 		case 0:
-			st.id, st.idSet = d.text("streamId")
+			st.id, _ = d.text("streamId")
 		case 1:
 			d.keepText("streamType", &st.typ)
 		default:
@@ -348,10 +344,9 @@ func (d *decoder) stream(name string, st *fastStream) {
 
 func (d *decoder) message(p *fastPayload) {
 	if !d.object("message") {
-		p.hasMessage, p.msgMsgID, p.msgStream = false, nil, fastStream{}
+		p.msgMsgID, p.msgStream = nil, fastStream{}
 		return
 	}
-	p.hasMessage = true
 	for first := true; ; first = false {
 		switch d.field(first, messageFields) {
 		case fieldEnd:
@@ -369,7 +364,7 @@ func (d *decoder) message(p *fastPayload) {
 // route sets the event's fields from its decoded envelope, b being the
 // body the payload spans point into.
 func (ev *Event) route(e *envelope, b []byte) error {
-	if !e.typSet || len(bytes.TrimSpace(e.typ)) == 0 {
+	if len(bytes.TrimSpace(e.typ)) == 0 {
 		return errors.New("event has no type")
 	}
 	var key string
@@ -432,19 +427,17 @@ func (e *envelope) body(key string, b []byte) (p *fastPayload, ok bool, err erro
 // applyPayload sets the event's fields from its payload.
 func (ev *Event) applyPayload(p *fastPayload) error {
 	st := p.stream
-	if !st.set && p.hasMessage {
+	if !st.set {
 		st = p.msgStream // MESSAGESENT, SHAREDPOST
 	}
 	if st.set {
 		ev.HasStream = true
-		if st.idSet {
-			ev.StreamID = NormalizeStreamID(string(st.id))
-		}
+		ev.StreamID = NormalizeStreamID(string(st.id))
 		ev.StreamType = internStreamType(st.typ)
 	}
 	if ev.MessageID == "" {
 		switch {
-		case p.hasMessage && len(p.msgMsgID) > 0:
+		case len(p.msgMsgID) > 0:
 			ev.MessageID = string(p.msgMsgID)
 		case len(p.pMsgID) > 0:
 			ev.MessageID = string(p.pMsgID)

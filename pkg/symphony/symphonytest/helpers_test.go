@@ -61,7 +61,7 @@ func loginJWT(t testing.TB, key *rsa.PrivateKey, sub string, exp time.Duration) 
 // plain clone.
 func specDir(t testing.TB) string {
 	t.Helper()
-	return testshared.Path(t, "symphony-api-spec")
+	return testshared.Path(t, spec.SharedDir)
 }
 
 func samplesDir(t testing.TB) string {
