@@ -15,12 +15,11 @@ import (
 	"time"
 
 	"github.com/symbridge/symbridge/internal/dedupe"
+	"github.com/symbridge/symbridge/pkg/symphony"
 )
 
 const (
-	maxDatahoseTag = 80  // V5EventsReadBody.tag
-	maxDatafeedTag = 100 // V5DatafeedCreateBody.tag
-	longPoll       = 30 * time.Second
+	longPoll = 30 * time.Second
 	// baseMemory is the soft memory limit's share for the runtime, NATS
 	// client buffers and messages in flight; reads in flight
 	// (bridge.maxBodyBytes each) and the dedupe set come on top of it.
@@ -64,12 +63,9 @@ func (c *Config) build(f *fileKeys) {
 	}
 	if !c.isSet("datahose.tag") {
 		// The BDK's derivation (Python: from bot.username; Java: the same name
-		// read from the pod), truncated to the datahose limit.
-		tag := "datahose"
-		if c.Username != "" {
-			tag += "-" + c.Username
-		}
-		c.Datahose.Tag = tag[:min(len(tag), maxDatahoseTag)]
+		// read from the pod), truncated to the datahose limit. Without a
+		// username Validate reports bot.username.
+		c.Datahose.Tag = symphony.DefaultDatahoseTag(c.Username)
 	}
 
 	c.Bridge, c.NATS, c.HTTP, c.Runtime = f.Bridge, f.NATS, f.HTTP, f.Runtime

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/symbridge/symbridge/internal/redact"
 	"github.com/symbridge/symbridge/pkg/bridge"
@@ -45,8 +46,9 @@ func (c *Config) Validate() error {
 	reject(df.Version != "v1" && df.Version != "v2", "datafeed.version", "must be v2 or v1, got %q", df.Version)
 	switch c.Bridge.Source {
 	case "datafeed":
-		reject(df.Version == "v2" && (len(df.Tag) == 0 || len(df.Tag) > maxDatafeedTag),
-			"datafeed.tag", "must be 1 to %d characters (symbridge reads a feed of its own), got %d", maxDatafeedTag, len(df.Tag))
+		n := utf8.RuneCountInString(df.Tag)
+		reject(df.Version == "v2" && (n == 0 || n > symphony.MaxDatafeedTag),
+			"datafeed.tag", "must be 1 to %d characters (symbridge reads a feed of its own), got %d", symphony.MaxDatafeedTag, n)
 		reject(df.Version == "v1" && df.IDFilePath == "", "datafeed.idFilePath", "required with datafeed.version v1")
 		errs = append(errs, keyed(df.Retry.Validate(), "datafeed.retry.", retryKeyNames)...)
 	case "datahose":
@@ -54,9 +56,10 @@ func (c *Config) Validate() error {
 		unknown := slices.DeleteFunc(slices.Clone(dh.EventTypes), symphony.IsKnownType)
 		reject(len(unknown) > 0, "datahose.eventTypes", "unknown event types %s (known: %s)",
 			strings.Join(unknown, ", "), strings.Join(symphony.KnownTypes(), ", "))
-		reject(len(dh.Tag) == 0 || len(dh.Tag) > maxDatahoseTag, "datahose.tag", "must be 1 to %d characters, got %d", maxDatahoseTag, len(dh.Tag))
+		n := utf8.RuneCountInString(dh.Tag)
+		reject(n == 0 || n > symphony.MaxDatahoseTag, "datahose.tag", "must be 1 to %d characters, got %d", symphony.MaxDatahoseTag, n)
 		for _, s := range dh.Scopes {
-			reject(s != "INTERNAL" && s != "EXTERNAL" && s != "FEDERATED", "datahose.scopes", "must be INTERNAL, EXTERNAL or FEDERATED, got %q", s)
+			reject(!slices.Contains(symphony.DatahoseScopes(), s), "datahose.scopes", "must be INTERNAL, EXTERNAL or FEDERATED, got %q", s)
 		}
 		errs = append(errs, keyed(dh.Retry.Validate(), "datahose.retry.", retryKeyNames)...)
 	default:

@@ -14,8 +14,9 @@ import (
 // DefaultDatafeedTag is the tag of symbridge's own datafeed.
 const DefaultDatafeedTag = "symbridge"
 
-// maxDatafeedTag is V5DatafeedCreateBody.tag's maxLength.
-const maxDatafeedTag = 100
+// MaxDatafeedTag is V5DatafeedCreateBody.tag's maxLength, in characters
+// (runes).
+const MaxDatafeedTag = 100
 
 // fanoutFeedRE is the BDK's pattern of a datafeed v2 ("fanout") id:
 // "<id>_f" optionally followed by "_<suffix>". Datahose feeds ("_p_") show up
@@ -39,8 +40,8 @@ type DatafeedOptions struct {
 
 // Validate names the offending Go field (callers name their own keys).
 func (o DatafeedOptions) Validate() error {
-	if n := utf8.RuneCountInString(o.Tag); n > maxDatafeedTag {
-		return fmt.Errorf("DatafeedOptions.Tag: at most %d characters, got %d", maxDatafeedTag, n)
+	if n := utf8.RuneCountInString(o.Tag); n > MaxDatafeedTag {
+		return fmt.Errorf("DatafeedOptions.Tag: at most %d characters, got %d", MaxDatafeedTag, n)
 	}
 	return nil
 }

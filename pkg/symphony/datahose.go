@@ -9,8 +9,9 @@ import (
 	"unicode/utf8"
 )
 
-// maxDatahoseTag is V5EventsReadBody.tag's maxLength (minLength 1).
-const maxDatahoseTag = 80
+// MaxDatahoseTag is V5EventsReadBody.tag's maxLength (minLength 1), in
+// characters (runes).
+const MaxDatahoseTag = 80
 
 // DatahoseScopes are the values datahose.scopes accepts (Agent 25.8+).
 func DatahoseScopes() []string { return []string{"INTERNAL", "EXTERNAL", "FEDERATED"} }
@@ -31,8 +32,8 @@ type DatahoseOptions struct {
 
 // Validate names the offending Go field (callers name their own keys).
 func (o DatahoseOptions) Validate() error {
-	if n := utf8.RuneCountInString(o.Tag); n > maxDatahoseTag {
-		return fmt.Errorf("DatahoseOptions.Tag: at most %d characters, got %d", maxDatahoseTag, n)
+	if n := utf8.RuneCountInString(o.Tag); n > MaxDatahoseTag {
+		return fmt.Errorf("DatahoseOptions.Tag: at most %d characters, got %d", MaxDatahoseTag, n)
 	}
 	if len(o.EventTypes) == 0 {
 		return fmt.Errorf("DatahoseOptions.EventTypes: at least one event type is required (one of %s)", strings.Join(KnownTypes(), ", "))
@@ -53,9 +54,12 @@ func (o DatahoseOptions) Validate() error {
 // DefaultDatahoseTag is the BDK's derived tag: "datahose-" + username, at
 // most 80 characters.
 func DefaultDatahoseTag(username string) string {
+	if username == "" {
+		return "datahose" // nothing to derive from (a configuration without bot.username)
+	}
 	tag := "datahose-" + username
-	if utf8.RuneCountInString(tag) > maxDatahoseTag {
-		tag = string([]rune(tag)[:maxDatahoseTag])
+	if utf8.RuneCountInString(tag) > MaxDatahoseTag {
+		tag = string([]rune(tag)[:MaxDatahoseTag])
 	}
 	return tag
 }

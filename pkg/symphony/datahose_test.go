@@ -48,6 +48,9 @@ func TestDefaultDatahoseTag(t *testing.T) {
 	if got := symphony.DefaultDatahoseTag("bot"); got != "datahose-bot" {
 		t.Errorf("DefaultDatahoseTag(bot) = %q", got)
 	}
+	if got := symphony.DefaultDatahoseTag(""); got != "datahose" {
+		t.Errorf("DefaultDatahoseTag(\"\") = %q", got)
+	}
 	long := strings.Repeat("ü", 100)
 	got := symphony.DefaultDatahoseTag(long)
 	if utf8.RuneCountInString(got) != 80 || !utf8.ValidString(got) || !strings.HasPrefix(got, "datahose-üü") {
