@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
@@ -36,12 +38,39 @@ type DatafeedOptions struct {
 	// (datafeed.includeInvisible; Agent 26.2.1+). It is fixed when the feed
 	// is created: a reused feed keeps the value it was created with.
 	IncludeInvisible bool
+
+	// Coordinator, when set, makes the instances of one account and tag
+	// share one feed through the start-up race and after a 400 (see
+	// [FeedCoordinator]). Nil: every instance decides alone, as before.
+	Coordinator FeedCoordinator
+	// Logger receives what coordination decides: a step taken alone because
+	// the coordinator failed (warn), a move to the recorded feed (info).
+	// Nil discards it.
+	Logger *slog.Logger
+	// Recheck is how often, at most, a reader compares its feed with the
+	// recorded one, so that an instance that once decided alone rejoins the
+	// others (default [DefaultFeedRecheck]). Only with a Coordinator.
+	Recheck time.Duration
+	// Visibility is the Agent's visibility timeout, after which an un-acked
+	// batch comes back (default [DefaultVisibility]). A feed that is left
+	// for the recorded one is drained for at least this long, so that a
+	// batch handed to a reader that died comes back and is stored first.
+	Visibility time.Duration
 }
+
+// Defaults of [DatafeedOptions].
+const (
+	DefaultFeedRecheck = time.Minute
+	DefaultVisibility  = 30 * time.Second
+)
 
 // Validate names the offending Go field (callers name their own keys).
 func (o DatafeedOptions) Validate() error {
 	if n := utf8.RuneCountInString(o.Tag); n > MaxDatafeedTag {
 		return fmt.Errorf("DatafeedOptions.Tag: at most %d characters, got %d", MaxDatafeedTag, n)
+	}
+	if o.Recheck < 0 || o.Visibility < 0 {
+		return fmt.Errorf("DatafeedOptions.Recheck, Visibility: must not be negative, got %v, %v", o.Recheck, o.Visibility)
 	}
 	return nil
 }
