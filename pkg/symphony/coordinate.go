@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -60,4 +62,294 @@ func FeedKey(pod, username, tag string) string {
 		h.Write([]byte(s))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// clockMargin is added to a recorded creation time before it is compared
+// with events' timestamps, which are the pod's clock, not the recording
+// instance's: a feed is drained a little longer rather than too little.
+const clockMargin = 5 * time.Second
+
+// drainState is a move in progress from feed from to the recorded feed to:
+// reads stay on from until it has handed out events stamped after past (to's
+// recorded creation plus clockMargin), or answered empty to a read begun
+// after past, and at least one visibility timeout has passed since the move
+// began. Then every event of from that to may lack has been handed out to a
+// reader, and a batch handed to a reader that died has come back.
+type drainState struct {
+	from, to string
+	created  time.Time // to's recorded creation
+	past     time.Time
+	since    time.Time
+	reached  bool
+}
+
+// retireState is a feed left for the recorded one. It is deleted at the
+// first read after at: by then every batch it handed to this instance's
+// readers has been stored (or it was redelivered to them anyway).
+type retireState struct {
+	feed string
+	at   time.Time
+}
+
+func (f *DatafeedV2) key() string { return FeedKey(f.c.pod, f.c.username, f.opts.tag()) }
+
+func (f *DatafeedV2) recheck() time.Duration {
+	if f.opts.Recheck > 0 {
+		return f.opts.Recheck
+	}
+	return DefaultFeedRecheck
+}
+
+func (f *DatafeedV2) visibility() time.Duration {
+	if f.opts.Visibility > 0 {
+		return f.opts.Visibility
+	}
+	return DefaultVisibility
+}
+
+func (f *DatafeedV2) logger() *slog.Logger {
+	if f.opts.Logger != nil {
+		return f.opts.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// alone logs that step is taken without the other instances because the
+// coordinator failed.
+func (f *DatafeedV2) alone(step string, err error) {
+	f.logger().Warn("feed coordination failed; "+step+" alone, as without coordination: another instance may read a feed of its own until this one rejoins it",
+		"tag", f.opts.tag(), "err", err)
+}
+
+// openShared is Open's coordinated half, given the tagged feeds (mine) that
+// Open listed without the claim. done false: the coordinator failed, and Open
+// decides alone.
+func (f *DatafeedV2) openShared(ctx context.Context, mine []v5Datafeed) (res OpenResult, created time.Time, done bool, err error) {
+	c, key := f.opts.Coordinator, f.key()
+	rec, err := c.Recorded(ctx, key)
+	if err != nil {
+		return f.openAlone(ctx, err)
+	}
+	if rec.ID != "" && listed(mine, rec.ID) {
+		return OpenResult{FeedID: rec.ID}, rec.Created, true, nil
+	}
+	release, err := c.Claim(ctx, key)
+	if err != nil {
+		return f.openAlone(ctx, err)
+	}
+	defer release()
+	// Under the claim: whatever another instance did meanwhile is recorded
+	// or at least listed now.
+	if rec, err = c.Recorded(ctx, key); err != nil {
+		return f.openAlone(ctx, err)
+	}
+	if mine, err = f.list(ctx, true); err != nil {
+		return OpenResult{}, time.Time{}, false, err
+	}
+	if rec.ID != "" && listed(mine, rec.ID) {
+		return OpenResult{FeedID: rec.ID}, rec.Created, true, nil
+	}
+	// No live record (none yet, or a feed the Agent no longer knows, which
+	// is as good as a 400): reuse a listed feed, else create one.
+	res.FeedID = firstFeed(mine, "")
+	if res.FeedID == "" {
+		if res.FeedID, err = f.create(ctx); err != nil {
+			return OpenResult{}, time.Time{}, false, err
+		}
+		res.Created = true
+	}
+	created = time.Now()
+	f.record(ctx, key, FeedRecord{ID: res.FeedID, Created: created})
+	return res, created, true, nil
+}
+
+func (f *DatafeedV2) openAlone(ctx context.Context, err error) (OpenResult, time.Time, bool, error) {
+	if ctx.Err() != nil {
+		return OpenResult{}, time.Time{}, false, ctx.Err()
+	}
+	f.alone("choosing the feed", err)
+	return OpenResult{}, time.Time{}, false, nil
+}
+
+// record records rec; a failure only costs efficiency (the feed is listed,
+// and the next instance that holds the claim records it), so it is logged.
+func (f *DatafeedV2) record(ctx context.Context, key string, rec FeedRecord) {
+	if err := f.opts.Coordinator.Record(ctx, key, rec); err != nil && ctx.Err() == nil {
+		f.alone("recording the feed "+rec.ID, err)
+	}
+}
+
+// recoverShared is the coordinated replacement of feed id, which answered
+// 400 twice or is no longer listed. Under the claim it joins the feed that
+// another instance recorded in the meantime, or else adopts another listed
+// feed with the tag, or else replaces the feed and records the new one.
+// done false: the coordinator failed, and the caller replaces it alone.
+func (f *DatafeedV2) recoverShared(ctx context.Context, id, chain string, readErr error) (b Batch, done bool, err error) {
+	c, key := f.opts.Coordinator, f.key()
+	release, err := c.Claim(ctx, key)
+	if err != nil {
+		return f.recoverAlone(ctx, err)
+	}
+	defer release()
+	rec, err := c.Recorded(ctx, key)
+	if err != nil {
+		return f.recoverAlone(ctx, err)
+	}
+	mine, err := f.list(ctx, true)
+	if err != nil {
+		return Batch{}, true, fmt.Errorf("datafeed v2 %s: %w (%v); listing feeds: %w", id, ErrFeedGone, readErr, err)
+	}
+	if rec.ID != "" && rec.ID != id && listed(mine, rec.ID) {
+		// Another instance replaced the feed already: join it. The
+		// recreation is the other instance's to report.
+		if err := f.delete(ctx, id); err != nil {
+			return Batch{}, true, fmt.Errorf("datafeed v2 %s: %w (%v); deleting it: %w", id, ErrFeedGone, readErr, err)
+		}
+		f.logger().Info("feed lost; joining the feed another instance recorded", "lost", id, "feed", rec.ID)
+		f.setFeed(rec.ID, rec.Created)
+		b, err := f.read(ctx, rec.ID, "")
+		return b, true, err
+	}
+	newID := firstFeed(mine, id)
+	if newID == "" {
+		if newID, err = f.replace(ctx, id, readErr); err != nil {
+			return Batch{}, true, err
+		}
+	} else if err := f.delete(ctx, id); err != nil {
+		return Batch{}, true, fmt.Errorf("datafeed v2 %s: %w (%v); deleting it: %w", id, ErrFeedGone, readErr, err)
+	}
+	now := time.Now()
+	f.record(ctx, key, FeedRecord{ID: newID, Created: now})
+	f.setFeed(newID, now)
+	b, err = f.readRecreated(ctx, newID, chain)
+	return b, true, err
+}
+
+func (f *DatafeedV2) recoverAlone(ctx context.Context, err error) (Batch, bool, error) {
+	if ctx.Err() != nil {
+		return Batch{}, true, ctx.Err()
+	}
+	f.alone("replacing the lost feed", err)
+	return Batch{}, false, nil
+}
+
+// beforeRead runs the coordinated chores before a read of feed id: it
+// deletes a feed left behind once its time has come, and now and then
+// compares id with the recorded feed.
+func (f *DatafeedV2) beforeRead(ctx context.Context, id string) {
+	now := time.Now()
+	f.mu.Lock()
+	var retire string
+	if r := f.retire; r != nil && !now.Before(r.at) {
+		retire, f.retire = r.feed, nil
+	}
+	check := !now.Before(f.nextCheck)
+	if check {
+		f.nextCheck = now.Add(f.recheck())
+	}
+	f.mu.Unlock()
+	if retire != "" {
+		if err := f.delete(ctx, retire); err != nil && ctx.Err() == nil {
+			// Not fatal: unread, it expires by itself within 30 minutes.
+			f.logger().Warn("could not delete the feed left for the recorded one", "feed", retire, "err", err)
+		} else if err == nil {
+			f.logger().Info("deleted the feed left for the recorded one", "feed", retire)
+		}
+	}
+	if check {
+		f.recheckFeed(ctx, id)
+	}
+}
+
+// recheckFeed compares feed id with the recorded feed. A recorded feed that
+// is listed and is not id starts a drain of id into it; no live record makes
+// this instance record id, under the claim.
+func (f *DatafeedV2) recheckFeed(ctx context.Context, id string) {
+	c, key := f.opts.Coordinator, f.key()
+	rec, err := c.Recorded(ctx, key)
+	if err != nil {
+		if ctx.Err() == nil {
+			f.alone("reading on", err)
+		}
+		return
+	}
+	if rec.ID == id {
+		f.stopDrain(id)
+		return
+	}
+	mine, err := f.list(ctx, true)
+	if err != nil || !listed(mine, id) {
+		return // the Agent is unwell, or the feed is gone: the read says which
+	}
+	if rec.ID == "" || !listed(mine, rec.ID) {
+		f.recordMine(ctx, id, rec)
+		return
+	}
+	now := time.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.id != id {
+		return // another reader moved meanwhile
+	}
+	if d := f.drain; d != nil && d.to == rec.ID {
+		return
+	}
+	f.drain = &drainState{from: id, to: rec.ID, created: rec.Created, past: rec.Created.Add(clockMargin), since: now}
+	f.logger().Info("another feed is recorded for this tag: draining this one into it, then moving",
+		"feed", id, "recorded", rec.ID, "drain_past", f.drain.past.Format(time.RFC3339Nano))
+}
+
+// recordMine records feed id, for which no live record exists (seen was the
+// stale record), under the claim.
+func (f *DatafeedV2) recordMine(ctx context.Context, id string, seen FeedRecord) {
+	c, key := f.opts.Coordinator, f.key()
+	release, err := c.Claim(ctx, key)
+	if err != nil {
+		if ctx.Err() == nil {
+			f.alone("reading on", err)
+		}
+		return
+	}
+	defer release()
+	rec, err := c.Recorded(ctx, key)
+	if err != nil || rec != seen {
+		return // changed meanwhile: the next recheck looks again
+	}
+	f.mu.Lock()
+	created := f.created
+	f.mu.Unlock()
+	f.record(ctx, key, FeedRecord{ID: id, Created: created})
+	f.stopDrain(id)
+}
+
+func (f *DatafeedV2) stopDrain(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d := f.drain; d != nil && d.from == id {
+		f.drain = nil
+	}
+}
+
+// afterRead advances a drain with batch b, read by a read begun at start,
+// and makes the move once the drain is complete.
+func (f *DatafeedV2) afterRead(b Batch, start time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.drain
+	if d == nil || b.FeedID != d.from || f.id != d.from {
+		return
+	}
+	if !d.reached {
+		d.reached = len(b.Events) == 0 && start.After(d.past)
+		for _, ev := range b.Events {
+			d.reached = d.reached || ev.Timestamp > d.past.UnixMilli()
+		}
+	}
+	if !d.reached || time.Since(d.since) < f.visibility() {
+		return
+	}
+	f.id, f.created, f.drain = d.to, d.created, nil
+	f.retire = &retireState{feed: d.from, at: time.Now().Add(f.visibility())}
+	f.logger().Info("drained this feed past the recorded feed's creation: moved to the recorded feed",
+		"left", d.from, "feed", d.to)
 }

@@ -96,6 +96,17 @@ type DatafeedV2 struct {
 
 	mu sync.Mutex
 	id string
+	// created is no earlier than the current feed's creation (the time a
+	// create returned, or the feed was found); it is what gets recorded
+	// when a recheck records this instance's feed.
+	created time.Time
+	// nextCheck is when a reader next compares the feed with the recorded
+	// one (coordination only); drain is the move to it in progress, and
+	// retire the feed left behind, deleted once its last batches are
+	// stored (see coordinate.go).
+	nextCheck time.Time
+	drain     *drainState
+	retire    *retireState
 	// owed holds the ackIds of chains whose read recreated the feed but
 	// failed before a batch could say so. Such a chain re-sends the same
 	// ackId (a failed read does not advance it): its next batch reports the
@@ -147,10 +158,28 @@ type v5Datafeed struct {
 // and reuses the first listed id that is a datafeed v2 id, or creates one
 // (POST /agent/v5/datafeeds with the tag and includeInvisible). It also lists
 // the account's feeds without the tag filter, for [OpenResult.OtherFeeds].
+//
+// With a [DatafeedOptions.Coordinator], the lists come first, without the
+// claim (they are most of the work of a start and need no one's leave); then
+// Open reuses the recorded feed when it is listed, and otherwise takes the
+// claim, lists again and reuses what another instance recorded or found
+// meanwhile, or creates a feed and records it. So instances that start at
+// once settle on one feed. If the coordinator fails, Open decides alone.
 func (f *DatafeedV2) Open(ctx context.Context) (OpenResult, error) {
-	all, reuse, err := f.survey(ctx)
+	all, mine, reuse, err := f.survey(ctx)
 	if err != nil {
 		return OpenResult{}, err
+	}
+	if f.opts.Coordinator != nil {
+		res, created, done, err := f.openShared(ctx, mine)
+		if err != nil {
+			return OpenResult{}, err
+		}
+		if done {
+			res.OtherFeeds = otherFeeds(all, res.FeedID)
+			f.setFeed(res.FeedID, created)
+			return res, nil
+		}
 	}
 	res := OpenResult{FeedID: reuse}
 	if res.FeedID == "" {
@@ -160,10 +189,16 @@ func (f *DatafeedV2) Open(ctx context.Context) (OpenResult, error) {
 		res.Created = true
 	}
 	res.OtherFeeds = otherFeeds(all, res.FeedID)
-	f.mu.Lock()
-	f.id = res.FeedID
-	f.mu.Unlock()
+	f.setFeed(res.FeedID, time.Now())
 	return res, nil
+}
+
+// setFeed makes id the feed that reads go to.
+func (f *DatafeedV2) setFeed(id string, created time.Time) {
+	f.mu.Lock()
+	f.id, f.created = id, created
+	f.nextCheck = time.Now().Add(f.recheck())
+	f.mu.Unlock()
 }
 
 // FeedPlan is what [DatafeedV2.Open] would do, as [DatafeedV2.Plan] finds it.
@@ -178,32 +213,47 @@ type FeedPlan struct {
 // would reuse, by the same rule, without creating, reading or deleting any:
 // a read would take events away from a bridge running on the feed.
 func (f *DatafeedV2) Plan(ctx context.Context) (FeedPlan, error) {
-	all, reuse, err := f.survey(ctx)
+	all, _, reuse, err := f.survey(ctx)
 	if err != nil {
 		return FeedPlan{}, err
 	}
 	return FeedPlan{Reuse: reuse, OtherFeeds: otherFeeds(all, reuse)}, nil
 }
 
-// survey lists the account's feeds (all of them) and picks the one with the
-// tag to reuse: the first listed id that is a datafeed v2 id ("" = none).
-func (f *DatafeedV2) survey(ctx context.Context) (all []v5Datafeed, reuse string, err error) {
+// survey lists the account's feeds, all of them and those with the tag
+// (mine), and picks the one to reuse: the first listed id with the tag that
+// is a datafeed v2 id ("" = none).
+func (f *DatafeedV2) survey(ctx context.Context) (all, mine []v5Datafeed, reuse string, err error) {
 	if err := f.opts.Validate(); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if all, err = f.list(ctx, false); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
-	mine, err := f.list(ctx, true)
-	if err != nil {
-		return nil, "", err
+	if mine, err = f.list(ctx, true); err != nil {
+		return nil, nil, "", err
 	}
-	for _, feed := range mine {
-		if isDatafeedV2ID(feed.ID) {
-			return all, feed.ID, nil
+	return all, mine, firstFeed(mine, ""), nil
+}
+
+// firstFeed is the first datafeed v2 id among feeds other than except.
+func firstFeed(feeds []v5Datafeed, except string) string {
+	for _, feed := range feeds {
+		if isDatafeedV2ID(feed.ID) && feed.ID != except {
+			return feed.ID
 		}
 	}
-	return all, "", nil
+	return ""
+}
+
+// listed reports whether id is among feeds.
+func listed(feeds []v5Datafeed, id string) bool {
+	for _, feed := range feeds {
+		if feed.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // otherFeeds are the datafeed v2 ids of all other than id.
@@ -277,22 +327,28 @@ func (f *DatafeedV2) Read(ctx context.Context, ackID string) (Batch, error) {
 	id, owed := f.id, f.owed[chain]
 	f.mu.Unlock()
 	if id == "" {
-		res, err := f.Open(ctx)
-		if err != nil {
+		var err error
+		if id, err = f.openOnce(ctx); err != nil {
 			return Batch{}, err
 		}
-		id = res.FeedID
 		ackID = "" // an ackId of another feed would only earn a 400
 	}
 	if owed {
 		ackID = ""
 	}
+	if f.opts.Coordinator != nil {
+		f.beforeRead(ctx, id)
+	}
+	start := time.Now()
 	b, err := f.read(ctx, id, ackID)
 	if isStatus(err, http.StatusBadRequest) {
 		b, err = f.recoverOnce(ctx, id, chain, err)
 	}
 	if err != nil {
 		return Batch{}, err
+	}
+	if f.opts.Coordinator != nil {
+		f.afterRead(b, start)
 	}
 	if owed {
 		// Claimed under the lock: of two Reads that both saw the debt
@@ -342,38 +398,72 @@ func (f *DatafeedV2) recoverOnce(ctx context.Context, id, chain string, readErr 
 	if cur := f.feedID(); cur != "" && cur != id {
 		return f.read(ctx, cur, "")
 	}
-	return f.recover(ctx, id, chain, readErr)
-}
-
-// recover handles a 400 (readErr) on a read of feed id by the chain whose
-// ackId is chain.
-func (f *DatafeedV2) recover(ctx context.Context, id, chain string, readErr error) (Batch, error) {
-	feeds, err := f.list(ctx, true)
-	if err != nil {
-		return Batch{}, fmt.Errorf("datafeed v2 %s: read answered HTTP 400, checking whether the feed still exists: %w", id, err)
+	b, gone, err := f.reread(ctx, id, readErr)
+	if !gone {
+		return b, err
 	}
-	listed := false
-	for _, feed := range feeds {
-		listed = listed || feed.ID == id
-	}
-	if listed {
-		// Perhaps only the ackId was refused: read again without it.
-		b, err := f.read(ctx, id, "")
-		if !isStatus(err, http.StatusBadRequest) {
+	if f.opts.Coordinator != nil {
+		b, done, err := f.recoverShared(ctx, id, chain, err)
+		if done {
 			return b, err
 		}
-		readErr = err
 	}
+	newID, err := f.replace(ctx, id, err)
+	if err != nil {
+		return Batch{}, err
+	}
+	f.setFeed(newID, time.Now())
+	return f.readRecreated(ctx, newID, chain)
+}
+
+// openOnce opens the feed for a Read that found none, one Read at a time:
+// concurrent first reads would otherwise each run Open, and each might
+// create a feed.
+func (f *DatafeedV2) openOnce(ctx context.Context) (string, error) {
+	f.recoverMu.Lock()
+	defer f.recoverMu.Unlock()
+	if id := f.feedID(); id != "" {
+		return id, nil
+	}
+	res, err := f.Open(ctx)
+	return res.FeedID, err
+}
+
+// reread handles the first half of a 400 (readErr) on a read of feed id:
+// if the feed is still listed, perhaps only the ackId was refused, so it
+// reads once more without one. gone reports that the feed must be replaced;
+// err is then the last 400.
+func (f *DatafeedV2) reread(ctx context.Context, id string, readErr error) (b Batch, gone bool, err error) {
+	feeds, err := f.list(ctx, true)
+	if err != nil {
+		return Batch{}, false, fmt.Errorf("datafeed v2 %s: read answered HTTP 400, checking whether the feed still exists: %w", id, err)
+	}
+	if !listed(feeds, id) {
+		return Batch{}, true, readErr
+	}
+	b, err = f.read(ctx, id, "")
+	if !isStatus(err, http.StatusBadRequest) {
+		return b, false, err
+	}
+	return Batch{}, true, err
+}
+
+// replace deletes the lost feed id and creates another; readErr is the 400
+// that condemned it.
+func (f *DatafeedV2) replace(ctx context.Context, id string, readErr error) (string, error) {
 	if err := f.delete(ctx, id); err != nil {
-		return Batch{}, fmt.Errorf("datafeed v2 %s: %w (%v); deleting it: %w", id, ErrFeedGone, readErr, err)
+		return "", fmt.Errorf("datafeed v2 %s: %w (%v); deleting it: %w", id, ErrFeedGone, readErr, err)
 	}
 	newID, err := f.create(ctx)
 	if err != nil {
-		return Batch{}, fmt.Errorf("datafeed v2 %s: %w (%v); creating a new one: %w", id, ErrFeedGone, readErr, err)
+		return "", fmt.Errorf("datafeed v2 %s: %w (%v); creating a new one: %w", id, ErrFeedGone, readErr, err)
 	}
-	f.mu.Lock()
-	f.id = newID
-	f.mu.Unlock()
+	return newID, nil
+}
+
+// readRecreated reads the feed that replaced a lost one. It reports the
+// recreation on the batch, or, when the read fails, owes it to chain.
+func (f *DatafeedV2) readRecreated(ctx context.Context, newID, chain string) (Batch, error) {
 	b, err := f.read(ctx, newID, "")
 	if err != nil {
 		f.mu.Lock()
