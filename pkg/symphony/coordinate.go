@@ -64,6 +64,21 @@ func FeedKey(pod, username, tag string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// CoordinationStats counts what coordination did in one [DatafeedV2].
+type CoordinationStats struct {
+	// Alone counts steps taken without the other instances because the
+	// coordinator failed: a feed chosen or replaced, a recheck skipped.
+	Alone int64
+	// Moves counts moves from a feed of this instance's own to the
+	// recorded feed, each after a drain.
+	Moves int64
+}
+
+// CoordinationStats returns the counts so far; zero without a coordinator.
+func (f *DatafeedV2) CoordinationStats() CoordinationStats {
+	return CoordinationStats{Alone: f.alone.Load(), Moves: f.moves.Load()}
+}
+
 // clockMargin is added to a recorded creation time before it is compared
 // with events' timestamps, which are the pod's clock, not the recording
 // instance's: a feed is drained a little longer rather than too little.
@@ -114,9 +129,10 @@ func (f *DatafeedV2) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// alone logs that step is taken without the other instances because the
-// coordinator failed.
-func (f *DatafeedV2) alone(step string, err error) {
+// decideAlone logs that step is taken without the other instances because
+// the coordinator failed.
+func (f *DatafeedV2) decideAlone(step string, err error) {
+	f.alone.Add(1)
 	f.logger().Warn("feed coordination failed; "+step+" alone, as without coordination: another instance may read a feed of its own until this one rejoins it",
 		"tag", f.opts.tag(), "err", err)
 }
@@ -167,7 +183,7 @@ func (f *DatafeedV2) openAlone(ctx context.Context, err error) (OpenResult, time
 	if ctx.Err() != nil {
 		return OpenResult{}, time.Time{}, false, ctx.Err()
 	}
-	f.alone("choosing the feed", err)
+	f.decideAlone("choosing the feed", err)
 	return OpenResult{}, time.Time{}, false, nil
 }
 
@@ -175,7 +191,7 @@ func (f *DatafeedV2) openAlone(ctx context.Context, err error) (OpenResult, time
 // and the next instance that holds the claim records it), so it is logged.
 func (f *DatafeedV2) record(ctx context.Context, key string, rec FeedRecord) {
 	if err := f.opts.Coordinator.Record(ctx, key, rec); err != nil && ctx.Err() == nil {
-		f.alone("recording the feed "+rec.ID, err)
+		f.decideAlone("recording the feed "+rec.ID, err)
 	}
 }
 
@@ -229,7 +245,7 @@ func (f *DatafeedV2) recoverAlone(ctx context.Context, err error) (Batch, bool, 
 	if ctx.Err() != nil {
 		return Batch{}, true, ctx.Err()
 	}
-	f.alone("replacing the lost feed", err)
+	f.decideAlone("replacing the lost feed", err)
 	return Batch{}, false, nil
 }
 
@@ -269,7 +285,7 @@ func (f *DatafeedV2) recheckFeed(ctx context.Context, id string) {
 	rec, err := c.Recorded(ctx, key)
 	if err != nil {
 		if ctx.Err() == nil {
-			f.alone("reading on", err)
+			f.decideAlone("reading on", err)
 		}
 		return
 	}
@@ -306,7 +322,7 @@ func (f *DatafeedV2) recordMine(ctx context.Context, id string, seen FeedRecord)
 	release, err := c.Claim(ctx, key)
 	if err != nil {
 		if ctx.Err() == nil {
-			f.alone("reading on", err)
+			f.decideAlone("reading on", err)
 		}
 		return
 	}
@@ -350,6 +366,7 @@ func (f *DatafeedV2) afterRead(b Batch, start time.Time) {
 	}
 	f.id, f.created, f.drain = d.to, d.created, nil
 	f.retire = &retireState{feed: d.from, at: time.Now().Add(f.visibility())}
+	f.moves.Add(1)
 	f.logger().Info("drained this feed past the recorded feed's creation: moved to the recorded feed",
 		"left", d.from, "feed", d.to)
 }

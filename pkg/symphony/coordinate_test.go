@@ -359,6 +359,9 @@ func TestCoordinated_Unreachable(t *testing.T) {
 	if !bytes.Contains(logs.Bytes(), []byte("replacing the lost feed alone")) {
 		t.Errorf("no warning for the recovery: %s", logs.String())
 	}
+	if st := df.CoordinationStats(); st.Alone != 2 {
+		t.Errorf("CoordinationStats = %+v, want Alone 2 (open, recovery)", st)
+	}
 }
 
 // TestCoordinated_MoveLosesNothing: two feeds of one tag, created 200 ms
@@ -422,9 +425,82 @@ func TestCoordinated_MoveLosesNothing(t *testing.T) {
 					t.Errorf("reader: %v", r.err)
 				}
 			}
+			if st := mover.CoordinationStats(); st.Moves != 1 || st.Alone != 0 {
+				t.Errorf("mover's CoordinationStats = %+v, want one move", st)
+			}
 			if mover.Name() != "datafeed v2 "+recorded {
 				t.Errorf("mover reads %s, want the recorded %s (left %s)", mover.Name(), recorded, left)
 			}
 		})
+	}
+}
+
+// TestDatahose_InstancesShareOneFeed: datahose needs no coordination: three
+// instances with the same tag and event types read one feed, which spreads
+// its events over them, and every event is read.
+func TestDatahose_InstancesShareOneFeed(t *testing.T) {
+	s := newSim(t, symphonytest.Config{LongPoll: 100 * time.Millisecond, VisibilityTimeout: 500 * time.Millisecond, MaxBatch: 20})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var got serials
+	var rs []*reader
+	perInstance := make([]serials, 3)
+	for i := range 3 {
+		c, err := symphony.NewClient(symphony.ClientConfig{PodURL: s.url, AgentURL: s.url, KeyManagerURL: s.url,
+			Username: coordBot, PrivateKeyPEM: s.pem})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := symphony.NewDatahose(c, symphony.DatahoseOptions{Tag: "hose", EventTypes: []string{symphony.TypeMessageSent}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &reader{done: make(chan struct{})}
+		go func() {
+			defer close(r.done)
+			ack := ""
+			for ctx.Err() == nil {
+				b, err := d.Read(ctx, ack)
+				if err != nil {
+					if ctx.Err() == nil && r.err == nil {
+						r.err = err
+					}
+					continue
+				}
+				got.add(b)
+				perInstance[i].add(b)
+				ack = b.AckID
+			}
+		}()
+		rs = append(rs, r)
+	}
+	waitFor(t, "three datahose readers", func() bool {
+		fs := s.agent.Feeds()
+		return len(fs) == 1 && fs[0].Readers == 3
+	})
+	g := symphonytest.NewGenerator(symphonytest.GeneratorConfig{Seed: 9, Weights: map[string]int{symphony.TypeMessageSent: 1}})
+	want := emit(s.agent, g, 600)
+	waitFor(t, "every event read", func() bool { return len(got.missing(want)) == 0 })
+	cancel()
+	for _, r := range rs {
+		<-r.done
+		if r.err != nil {
+			t.Errorf("reader: %v", r.err)
+		}
+	}
+	var hose []string
+	for _, f := range s.agent.Feeds() {
+		hose = append(hose, f.ID)
+	}
+	if len(hose) != 1 || s.agent.Stats().DatahoseFeedsCreated != 1 {
+		t.Errorf("datahose feeds %v, %d created: want one shared feed", hose, s.agent.Stats().DatahoseFeedsCreated)
+	}
+	if st := s.agent.Stats(); st.EventsDelivered > st.EventsEmitted+st.Redeliveries {
+		t.Errorf("delivered %d events for %d emitted and %d redelivered: each instance got a copy", st.EventsDelivered, st.EventsEmitted, st.Redeliveries)
+	}
+	for i := range perInstance {
+		if len(perInstance[i].missing(want)) == len(want) {
+			t.Errorf("instance %d read nothing: the feed did not spread its events", i)
+		}
 	}
 }

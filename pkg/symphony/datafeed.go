@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -107,6 +108,8 @@ type DatafeedV2 struct {
 	nextCheck time.Time
 	drain     *drainState
 	retire    *retireState
+	// alone and moves feed CoordinationStats.
+	alone, moves atomic.Int64
 	// owed holds the ackIds of chains whose read recreated the feed but
 	// failed before a batch could say so. Such a chain re-sends the same
 	// ackId (a failed read does not advance it): its next batch reports the
