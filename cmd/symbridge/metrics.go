@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/symbridge/symbridge/pkg/bridge"
+	"github.com/symbridge/symbridge/pkg/symphony"
 )
 
 // newMetrics builds the registry served on /metrics. The bridge keeps plain
@@ -18,7 +19,7 @@ import (
 // Names follow Prometheus conventions: one prefix, base units, _total on
 // counters, no high-cardinality labels (no stream or user ids).
 // Nothing here can carry a secret: only numbers and the version.
-func newMetrics(b *bridge.Bridge, nc *nats.Conn, source string, lat *batchLatency) *prometheus.Registry {
+func newMetrics(b *bridge.Bridge, src bridge.Source, nc *nats.Conn, source string, lat *batchLatency) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	counter := func(name, help string, f func(bridge.Stats) int64) {
@@ -35,6 +36,23 @@ func newMetrics(b *bridge.Bridge, nc *nats.Conn, source string, lat *batchLatenc
 	counter("read_errors_total", "Failed reads of the feed.", func(s bridge.Stats) int64 { return s.ReadErrors })
 	counter("publish_retries_total", "Re-publishes after a transient JetStream failure.", func(s bridge.Stats) int64 { return s.PublishRetries })
 	counter("feed_recreations_total", "Feeds recreated after a 400: Symphony dropped what the old feed held.", func(s bridge.Stats) int64 { return s.FeedRecreations })
+	// Feed coordination (datafeed v2); always exported, 0 for other sources.
+	coord := func() symphony.CoordinationStats {
+		if c, ok := src.(interface {
+			CoordinationStats() symphony.CoordinationStats
+		}); ok {
+			return c.CoordinationStats()
+		}
+		return symphony.CoordinationStats{}
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "symbridge_feed_coordination_alone_total",
+		Help: "Feed steps (choose, replace, recheck) taken without the other instances because the coordination buckets failed.",
+	}, func() float64 { return float64(coord().Alone) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "symbridge_feed_moves_total",
+		Help: "Moves from a feed of this instance's own to the recorded shared feed, each after draining the old one.",
+	}, func() float64 { return float64(coord().Moves) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "symbridge_ready", Help: "1 when /readyz is 200 (NATS connected, reads healthy, publishes succeeding).",
 	}, func() float64 {

@@ -133,7 +133,12 @@ func TestNewestEventMetric(t *testing.T) {
 	}
 
 	r := bridgetest.Start(t, t.Context(), bridgetest.Config(t, "acme", bridge.SourceDatafeed, slog.New(slog.DiscardHandler)), feed, srv.URL())
-	reg := newMetrics(r.Bridge, natstest.Connect(t, srv), bridge.SourceDatafeed, newBatchLatency())
+	reg := newMetrics(r.Bridge, coordinatedFeed{feed}, natstest.Connect(t, srv), bridge.SourceDatafeed, newBatchLatency())
+	for name, want := range map[string]float64{"symbridge_feed_coordination_alone_total": 2, "symbridge_feed_moves_total": 1} {
+		if got := gatherValue(t, reg, name); got != want {
+			t.Errorf("%s = %g, want %g (the source's CoordinationStats)", name, got, want)
+		}
+	}
 	if v, ok := newestEventGauge(t, reg); ok {
 		t.Errorf("before any event: gauge %g, want no sample", v)
 	}
@@ -145,4 +150,33 @@ func TestNewestEventMetric(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// coordinatedFeed is a source that reports coordination counts, as
+// symphony.DatafeedV2 does.
+type coordinatedFeed struct{ *oneBatch }
+
+func (coordinatedFeed) CoordinationStats() symphony.CoordinationStats {
+	return symphony.CoordinationStats{Alone: 2, Moves: 1}
+}
+
+// gatherValue is the value of the single sample of a counter or gauge.
+func gatherValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

@@ -155,7 +155,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	if hooks.onStored != nil {
 		b.OnStored(hooks.onStored)
 	}
-	life.running(b, promhttp.HandlerFor(newMetrics(b, nc, cfg.Bridge.Source, lat), promhttp.HandlerOpts{}))
+	life.running(b, promhttp.HandlerFor(newMetrics(b, src, nc, cfg.Bridge.Source, lat), promhttp.HandlerOpts{}))
 	// The progress reporter lives as long as Run: stopped once Run has
 	// returned, it logs its last line with the final counts.
 	progressCtx, stopProgress := context.WithCancel(ctx)
