@@ -265,15 +265,26 @@ func (f *DatafeedV2) beforeRead(ctx context.Context, id string) {
 	}
 	f.mu.Unlock()
 	if retire != "" {
-		if err := f.delete(ctx, retire); err != nil && ctx.Err() == nil {
-			// Not fatal: unread, it expires by itself within 30 minutes.
-			f.logger().Warn("could not delete the feed left for the recorded one", "feed", retire, "err", err)
-		} else if err == nil {
-			f.logger().Info("deleted the feed left for the recorded one", "feed", retire)
-		}
+		f.deleteRetired(ctx, retire)
 	}
 	if check {
 		f.recheckFeed(ctx, id)
+	}
+}
+
+// deleteRetired deletes the feed this instance left, unless it has become
+// the recorded feed meanwhile (the feed it moved to was lost, and another
+// instance adopted the old one): then it holds events no other feed has.
+func (f *DatafeedV2) deleteRetired(ctx context.Context, retire string) {
+	if rec, err := f.opts.Coordinator.Recorded(ctx, f.key()); err != nil || rec.ID == retire {
+		return // when in doubt, keep it: unread, it expires by itself
+	}
+	switch err := f.delete(ctx, retire); {
+	case err == nil:
+		f.logger().Info("deleted the feed left for the recorded one", "feed", retire)
+	case ctx.Err() == nil:
+		// Not fatal: unread, it expires by itself within 30 minutes.
+		f.logger().Warn("could not delete the feed left for the recorded one", "feed", retire, "err", err)
 	}
 }
 
