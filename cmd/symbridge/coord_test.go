@@ -453,3 +453,75 @@ func TestCoordinates(t *testing.T) {
 		}
 	}
 }
+
+// coordPermissions are the publish permissions docs/security.md lists for
+// the buckets of datafeed.coordination.bucket b.
+func coordPermissions(b string) []string {
+	return []string{
+		"$JS.API.INFO",
+		"$JS.API.STREAM.INFO.KV_" + b, "$JS.API.STREAM.INFO.KV_" + b + "_claims",
+		"$JS.API.STREAM.CREATE.KV_" + b, "$JS.API.STREAM.CREATE.KV_" + b + "_claims",
+		"$JS.API.DIRECT.GET.KV_" + b + ".>", "$JS.API.DIRECT.GET.KV_" + b + "_claims.>",
+		"$KV." + b + ".>", "$KV." + b + "_claims.>",
+	}
+}
+
+// TestFeedCoordinatorDocumentedPermissions: a user with only the documented
+// permissions creates the buckets and coordinates, and the server reports
+// no violation.
+func TestFeedCoordinatorDocumentedPermissions(t *testing.T) {
+	s := natstest.RunServer(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "bridge", Password: "pw", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: coordPermissions("feeds")},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		}}}
+	})
+	violations := make(chan error, 10)
+	var coords []*kvCoordinator
+	for range 2 {
+		nc := natstest.Connect(t, s, nats.UserInfo("bridge", "pw"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case violations <- err:
+			default:
+			}
+		}))
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		c, err := newKVCoordinator(ctx, js, kvCoordConfig{Bucket: "feeds", ClaimTTL: time.Second})
+		cancel()
+		if err != nil {
+			t.Fatalf("newKVCoordinator: %v (%v)", err, nc.LastError())
+		}
+		coords = append(coords, c)
+	}
+	a, b := coords[0], coords[1]
+	key := symphony.FeedKey("acme", "bot", "symbridge")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	release, err := a.Claim(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := claimAsync(ctx, b, key) // Create fails, then reads the claim
+	waitHeld(t, a, key, time.Second)   // refreshed
+	if err := a.Record(ctx, key, symphony.FeedRecord{ID: "abc_f", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := b.Recorded(ctx, key); err != nil || rec.ID != "abc_f" {
+		t.Fatalf("Recorded = %+v, %v", rec, err)
+	}
+	release()
+	r := <-waiting
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	r.release()
+	select {
+	case err := <-violations:
+		t.Errorf("the server reported: %v", err)
+	default:
+	}
+}
