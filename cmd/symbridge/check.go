@@ -343,7 +343,7 @@ func checkFeed(ctx context.Context, c *checker, cfg *config.Config, client *symp
 	default:
 		actx, cancel := context.WithTimeout(ctx, symphonyLimit(cfg))
 		defer cancel()
-		plan, err := symphony.NewDatafeedV2(client, datafeedOptions(cfg)).Plan(actx)
+		plan, err := symphony.NewDatafeedV2(client, datafeedOptions(cfg, nil, nil)).Plan(actx)
 		if err != nil {
 			c.fail("feed", err.Error(), symphonyFix(err, "agent", cfg))
 			return

@@ -120,6 +120,14 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		return err
 	}
 
+	var coord symphony.FeedCoordinator
+	if coordinates(cfg) {
+		life.setStep("opening the feed coordination buckets")
+		if coord, err = feedCoordinator(ctx, cfg, js, logger); err != nil {
+			return err
+		}
+	}
+
 	client, err := symphony.NewClient(clientConfig(cfg))
 	if err != nil {
 		return usageError{err}
@@ -129,7 +137,7 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 		return err
 	}
 	life.setStep("opening the feed")
-	src, err := openSource(ctx, cfg, client, logger, life)
+	src, err := openSource(ctx, cfg, client, coord, logger, life)
 	if err != nil {
 		return err
 	}
@@ -228,8 +236,11 @@ func datahoseOptions(cfg *config.Config) symphony.DatahoseOptions {
 	return symphony.DatahoseOptions{Tag: cfg.Datahose.Tag, EventTypes: cfg.Datahose.EventTypes, Scopes: cfg.Datahose.Scopes}
 }
 
-func datafeedOptions(cfg *config.Config) symphony.DatafeedOptions {
-	return symphony.DatafeedOptions{Tag: cfg.Datafeed.Tag, IncludeInvisible: cfg.Datafeed.IncludeInvisible}
+// datafeedOptions: coord and logger are run's (check passes nil for both:
+// it plans without coordinating).
+func datafeedOptions(cfg *config.Config, coord symphony.FeedCoordinator, logger *slog.Logger) symphony.DatafeedOptions {
+	return symphony.DatafeedOptions{Tag: cfg.Datafeed.Tag, IncludeInvisible: cfg.Datafeed.IncludeInvisible,
+		Coordinator: coord, Logger: logger}
 }
 
 func datafeedV1Options(cfg *config.Config) symphony.DatafeedV1Options {
@@ -279,7 +290,7 @@ func natsOptions(cfg *config.Config) ([]nats.Option, error) {
 }
 
 // openSource opens the configured feed, retrying transient failures.
-func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client, logger *slog.Logger, life *lifecycle) (bridge.Source, error) {
+func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client, coord symphony.FeedCoordinator, logger *slog.Logger, life *lifecycle) (bridge.Source, error) {
 	switch {
 	case cfg.Bridge.Source == "datahose":
 		d, err := symphony.NewDatahose(client, datahoseOptions(cfg))
@@ -296,7 +307,7 @@ func openSource(ctx context.Context, cfg *config.Config, client *symphony.Client
 		}
 		return f, nil
 	default:
-		f := symphony.NewDatafeedV2(client, datafeedOptions(cfg))
+		f := symphony.NewDatafeedV2(client, datafeedOptions(cfg, coord, logger))
 		var res symphony.OpenResult
 		if err := retryStartup(ctx, logger, life, "open datafeed", func(ctx context.Context) error {
 			var err error

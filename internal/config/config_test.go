@@ -91,6 +91,8 @@ func keyCases(t *testing.T) []keyCase {
 		{key: "datafeed.tag", yaml: "mine", env: "mine", want: "mine", get: func(c *config.Config) any { return c.Datafeed.Tag }},
 		{key: "datafeed.includeInvisible", yaml: "true", env: "TRUE", want: true, get: func(c *config.Config) any { return c.Datafeed.IncludeInvisible }},
 		{key: "datafeed.idFilePath", yaml: "/var/lib/sb/", env: "/var/lib/sb/", want: "/var/lib/sb/", get: func(c *config.Config) any { return c.Datafeed.IDFilePath }},
+		{key: "datafeed.coordination.enabled", yaml: "false", env: "false", want: false, get: func(c *config.Config) any { return c.Datafeed.Coordination.Enabled }},
+		{key: "datafeed.coordination.bucket", yaml: "team-a_feeds", env: "team-a_feeds", want: "team-a_feeds", get: func(c *config.Config) any { return c.Datafeed.Coordination.Bucket }},
 		{key: "datahose.tag", yaml: "fancyTag", env: "fancyTag", want: "fancyTag", get: func(c *config.Config) any { return c.Datahose.Tag }},
 		{key: "datahose.eventTypes", yaml: "[MESSAGESENT, roomcreated]", env: "MESSAGESENT, roomcreated", want: []string{"MESSAGESENT", "ROOMCREATED"}, get: func(c *config.Config) any { return c.Datahose.EventTypes }},
 		{key: "datahose.scopes", yaml: "[internal, EXTERNAL]", env: "internal,EXTERNAL", want: []string{"INTERNAL", "EXTERNAL"}, get: func(c *config.Config) any { return c.Datahose.Scopes }},
@@ -235,7 +237,8 @@ func TestDefaults(t *testing.T) {
 	}
 	want := map[string]any{
 		"connect": 15 * time.Second, "read": 60 * time.Second,
-		"datafeed":     config.DatafeedConfig{Version: "v2", Tag: "symbridge", IDFilePath: "./", Retry: symphony.DefaultRetry},
+		"datafeed": config.DatafeedConfig{Version: "v2", Tag: "symbridge", IDFilePath: "./", Retry: symphony.DefaultRetry,
+			Coordination: config.CoordinationConfig{Enabled: true, Bucket: "symbridge_feeds"}},
 		"datahose.tag": "datahose", "datahose.retry": symphony.DefaultRetry,
 		"bridge": config.BridgeConfig{
 			Source: "datafeed", Subject: "symphony.{pod}.{eventType}.{streamType}", DeadLetter: "symphony.{pod}._invalid",
@@ -566,6 +569,14 @@ func TestValidate(t *testing.T) {
 		{"datafeed tag counts characters", []string{"datafeed.tag", strings.Repeat("é", 100)}, ""},
 		{"datafeed tag too long", []string{"datafeed.tag", strings.Repeat("é", 101)}, "datafeed.tag: must be 1 to 100 characters (symbridge reads a feed of its own), got 101"},
 		{"datahose tag counts characters", []string{"bridge.source", "datahose", "datahose.eventTypes", "[MESSAGESENT]", "datahose.tag", strings.Repeat("é", 80)}, ""},
+		{"coordination bucket", []string{"datafeed.coordination.bucket", "team-a_feeds"}, ""},
+		{"coordination bucket dot", []string{"datafeed.coordination.bucket", "a.b"}, `datafeed.coordination.bucket: only letters, digits, _ and - are allowed in a key-value bucket name, got "a.b"`},
+		{"coordination bucket empty", []string{"datafeed.coordination.bucket", `""`}, "datafeed.coordination.bucket: required when datafeed.coordination.enabled is true"},
+		{"coordination bucket longest", []string{"datafeed.coordination.bucket", strings.Repeat("b", 245)}, ""},
+		{"coordination bucket too long", []string{"datafeed.coordination.bucket", strings.Repeat("b", 246)}, `datafeed.coordination.bucket: at most 245 characters (the claims bucket is "<bucket>_claims"), got 246`},
+		{"coordination disabled ignores the bucket", []string{"datafeed.coordination.enabled", "false", "datafeed.coordination.bucket", "a.b"}, ""},
+		{"coordination ignored by datafeed v1", []string{"datafeed.version", "v1", "datafeed.coordination.bucket", "a.b"}, ""},
+		{"coordination ignored by datahose", []string{"bridge.source", "datahose", "datahose.eventTypes", "[MESSAGESENT]", "datafeed.coordination.bucket", "a b"}, ""},
 		{"datafeed retry", []string{"datafeed.retry.maxAttempts", "0"}, "datafeed.retry.maxAttempts: must be -1 (forever) or at least 1, got 0"},
 		{"retry max below initial", []string{"datafeed.retry.initialIntervalMillis", "2000", "datafeed.retry.maxIntervalMillis", "1000"}, "datafeed.retry.maxIntervalMillis: must be at least the initial interval (2s), got 1s"},
 		{"stream replicas", []string{"nats.stream.replicas", "7"}, "nats.stream.replicas: must be between 1 and 5, got 7"},

@@ -99,6 +99,8 @@ func (c Config) pairs() [][2]string {
 		{"datafeed.tag", c.Datafeed.Tag},
 		{"datafeed.includeInvisible", fmt.Sprint(c.Datafeed.IncludeInvisible)},
 		{"datafeed.idFilePath", c.Datafeed.IDFilePath},
+		{"datafeed.coordination.enabled", fmt.Sprint(c.Datafeed.Coordination.Enabled)},
+		{"datafeed.coordination.bucket", c.Datafeed.Coordination.Bucket},
 		{"datafeed.retry", retryString(c.Datafeed.Retry)},
 		{"datahose.tag", c.Datahose.Tag},
 		{"datahose.eventTypes", strings.Join(c.Datahose.EventTypes, ",")},

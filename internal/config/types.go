@@ -72,7 +72,16 @@ type DatafeedConfig struct {
 	Tag              string               `koanf:"tag" default:"symbridge" desc:"tag of symbridge's own datafeed v2, so that it never shares (and splits) the team bot's feed; at most 100 characters"`
 	IncludeInvisible bool                 `koanf:"includeInvisible" default:"false" desc:"create the feed with includeInvisible (Agent 26.2.1+)"`
 	IDFilePath       string               `koanf:"idFilePath" default:"./" desc:"directory (or file) of the v1 datafeed.id file"`
+	Coordination     CoordinationConfig   `koanf:"coordination"`
 	Retry            symphony.RetryConfig `koanf:"-"`
+}
+
+// CoordinationConfig is how the instances that read one account's datafeed
+// v2 with one tag agree on one feed: a claim and a record in JetStream
+// key-value buckets. It applies to datafeed v2 only.
+type CoordinationConfig struct {
+	Enabled bool   `koanf:"enabled" default:"true" desc:"datafeed v2: instances with the same bot and datafeed.tag agree through NATS key-value buckets on one feed, instead of each creating its own at start-up or after a 400 (without the buckets' permissions symbridge warns once and decides alone)"`
+	Bucket  string `koanf:"bucket" default:"symbridge_feeds" desc:"NATS key-value bucket of the shared feeds' records; the claims are in a second bucket, this name followed by _claims; letters, digits, _ and -"`
 }
 
 // DatahoseConfig is the BDK's datahose block.

@@ -50,6 +50,10 @@ func (c *Config) Validate() error {
 		reject(df.Version == "v2" && (n == 0 || n > symphony.MaxDatafeedTag),
 			"datafeed.tag", "must be 1 to %d characters (symbridge reads a feed of its own), got %d", symphony.MaxDatafeedTag, n)
 		reject(df.Version == "v1" && df.IDFilePath == "", "datafeed.idFilePath", "required with datafeed.version v1")
+		if df.Version == "v2" && df.Coordination.Enabled {
+			err := checkBucket(df.Coordination.Bucket)
+			reject(err != nil, "datafeed.coordination.bucket", "%w", err)
+		}
 		errs = append(errs, keyed(df.Retry.Validate(), "datafeed.retry.", retryKeyNames)...)
 	case "datahose":
 		reject(len(dh.EventTypes) == 0, "datahose.eventTypes", "required when bridge.source is datahose (e.g. MESSAGESENT,ROOMCREATED)")
@@ -177,6 +181,30 @@ func keyed(err error, prefix string, names map[string]string) []error {
 		out = append(out, &keyError{prefix + key, inner})
 	}
 	return out
+}
+
+// ClaimsBucketSuffix names the claims bucket after the records bucket
+// (datafeed.coordination.bucket): "<bucket>_claims".
+const ClaimsBucketSuffix = "_claims"
+
+// maxBucket leaves room for JetStream's "KV_" prefix and [ClaimsBucketSuffix]
+// in a stream name of at most 255 characters.
+const maxBucket = 255 - len("KV_") - len(ClaimsBucketSuffix)
+
+// checkBucket accepts what JetStream accepts as a key-value bucket name, for
+// the bucket and its claims bucket alike.
+func checkBucket(s string) error {
+	switch {
+	case s == "":
+		return errors.New("required when datafeed.coordination.enabled is true")
+	case strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	}):
+		return fmt.Errorf("only letters, digits, _ and - are allowed in a key-value bucket name, got %q", s)
+	case len(s) > maxBucket:
+		return fmt.Errorf("at most %d characters (the claims bucket is %q), got %d", maxBucket, "<bucket>"+ClaimsBucketSuffix, len(s))
+	}
+	return nil
 }
 
 // checkNATSURL accepts what nats.go accepts: a URL with a nats, tls, ws or
