@@ -22,7 +22,7 @@ import (
 // read one account's datafeed v2 with one tag agree on one feed through two
 // buckets. The records bucket (datafeed.coordination.bucket) holds, per
 // symphony.FeedKey, the feed they share. The claims bucket (the same name +
-// "_claims") holds the exclusive claims taken around a feed's creation or
+// "-claims") holds the exclusive claims taken around a feed's creation or
 // recovery; its max age makes a claim that is not refreshed disappear by
 // itself, on the server's clock, so a holder that dies blocks the others for
 // one claim TTL at most.

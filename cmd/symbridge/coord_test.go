@@ -289,7 +289,7 @@ func TestFeedCoordinatorBuckets(t *testing.T) {
 		name    string
 		history int64
 		ttl     time.Duration
-	}{{c.records, "feeds", recordHistory, 0}, {c.claims, "feeds_claims", 1, defaultClaimTTL}} {
+	}{{c.records, "feeds", recordHistory, 0}, {c.claims, "feeds-claims", 1, defaultClaimTTL}} {
 		st, err := tc.kv.Status(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -305,17 +305,17 @@ func TestFeedCoordinatorBuckets(t *testing.T) {
 
 	// A claims bucket created by someone else with another max age is used
 	// with it; one without a max age is refused: its claims would never lapse.
-	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "own_claims", TTL: 3 * time.Second}); err != nil {
+	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "own-claims", TTL: 3 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if c := newTestCoordinator(t, s, kvCoordConfig{Bucket: "own"}); c.ttl != 3*time.Second {
 		t.Errorf("ttl %s, want the existing bucket's 3s", c.ttl)
 	}
-	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "forever_claims"}); err != nil {
+	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "forever-claims"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := newKVCoordinator(t.Context(), js, kvCoordConfig{Bucket: "forever"})
-	if err == nil || !strings.Contains(err.Error(), "feed coordination: bucket forever_claims has no max age") {
+	if err == nil || !strings.Contains(err.Error(), "feed coordination: bucket forever-claims has no max age") {
 		t.Errorf("claims bucket without max age: %v", err)
 	}
 }
@@ -380,8 +380,8 @@ func TestFeedCoordinatorFallback(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Level != "WARN" || !strings.HasPrefix(rec.Msg, "datafeed.coordination: ") || rec.Bucket != "symbridge_feeds" ||
-		!strings.Contains(rec.Err, `Permissions Violation for Publish to "$JS.API.STREAM.CREATE.KV_symbridge_feeds"`) {
+	if rec.Level != "WARN" || !strings.HasPrefix(rec.Msg, "datafeed.coordination: ") || rec.Bucket != "symbridge-feeds" ||
+		!strings.Contains(rec.Err, `Permissions Violation for Publish to "$JS.API.STREAM.CREATE.KV_symbridge-feeds"`) {
 		t.Errorf("warning %+v", rec)
 	}
 
@@ -391,7 +391,7 @@ func TestFeedCoordinatorFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newKVCoordinator(t.Context(), admin, kvCoordConfig{Bucket: "symbridge_feeds"}); err != nil {
+	if _, err := newKVCoordinator(t.Context(), admin, kvCoordConfig{Bucket: "symbridge-feeds"}); err != nil {
 		t.Fatal(err)
 	}
 	logs.Reset()
@@ -413,7 +413,7 @@ func denyKVCreate(o *server.Options) {
 	o.Users = []*server.User{
 		{Username: "bridge", Password: "pw", Permissions: &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{
-				"$JS.API.STREAM.CREATE.KV_symbridge_feeds", "$JS.API.STREAM.CREATE.KV_symbridge_feeds_claims"}},
+				"$JS.API.STREAM.CREATE.KV_symbridge-feeds", "$JS.API.STREAM.CREATE.KV_symbridge-feeds-claims"}},
 		}},
 		{Username: "admin", Password: "pw"},
 	}
@@ -459,10 +459,10 @@ func TestCoordinates(t *testing.T) {
 func coordPermissions(b string) []string {
 	return []string{
 		"$JS.API.INFO",
-		"$JS.API.STREAM.INFO.KV_" + b, "$JS.API.STREAM.INFO.KV_" + b + "_claims",
-		"$JS.API.STREAM.CREATE.KV_" + b, "$JS.API.STREAM.CREATE.KV_" + b + "_claims",
-		"$JS.API.DIRECT.GET.KV_" + b + ".>", "$JS.API.DIRECT.GET.KV_" + b + "_claims.>",
-		"$KV." + b + ".>", "$KV." + b + "_claims.>",
+		"$JS.API.STREAM.INFO.KV_" + b, "$JS.API.STREAM.INFO.KV_" + b + "-claims",
+		"$JS.API.STREAM.CREATE.KV_" + b, "$JS.API.STREAM.CREATE.KV_" + b + "-claims",
+		"$JS.API.DIRECT.GET.KV_" + b + ".>", "$JS.API.DIRECT.GET.KV_" + b + "-claims.>",
+		"$KV." + b + ".>", "$KV." + b + "-claims.>",
 	}
 }
 

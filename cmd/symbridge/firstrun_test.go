@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/symbridge/symbridge/internal/config"
 	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/internal/testshared"
@@ -176,13 +175,6 @@ func checkDocMetricNames(t *testing.T, root, metrics string) {
 	}
 	if len(exported) < 10 {
 		t.Fatalf("only %d symbridge_* names in /metrics:\n%s", len(exported), metrics)
-	}
-	// The default key-value buckets of datafeed.coordination.bucket are
-	// named like metrics, and are not ones.
-	for _, k := range config.Keys() {
-		if k.Key == "datafeed.coordination.bucket" {
-			exported[k.Default], exported[k.Default+config.ClaimsBucketSuffix] = true, true
-		}
 	}
 	for _, doc := range []string{"README.md", "docs/operations.md"} {
 		text, err := os.ReadFile(filepath.Join(root, doc))

@@ -238,7 +238,7 @@ func TestDefaults(t *testing.T) {
 	want := map[string]any{
 		"connect": 15 * time.Second, "read": 60 * time.Second,
 		"datafeed": config.DatafeedConfig{Version: "v2", Tag: "symbridge", IDFilePath: "./", Retry: symphony.DefaultRetry,
-			Coordination: config.CoordinationConfig{Enabled: true, Bucket: "symbridge_feeds"}},
+			Coordination: config.CoordinationConfig{Enabled: true, Bucket: "symbridge-feeds"}},
 		"datahose.tag": "datahose", "datahose.retry": symphony.DefaultRetry,
 		"bridge": config.BridgeConfig{
 			Source: "datafeed", Subject: "symphony.{pod}.{eventType}.{streamType}", DeadLetter: "symphony.{pod}._invalid",
@@ -573,7 +573,7 @@ func TestValidate(t *testing.T) {
 		{"coordination bucket dot", []string{"datafeed.coordination.bucket", "a.b"}, `datafeed.coordination.bucket: only letters, digits, _ and - are allowed in a key-value bucket name, got "a.b"`},
 		{"coordination bucket empty", []string{"datafeed.coordination.bucket", `""`}, "datafeed.coordination.bucket: required when datafeed.coordination.enabled is true"},
 		{"coordination bucket longest", []string{"datafeed.coordination.bucket", strings.Repeat("b", 245)}, ""},
-		{"coordination bucket too long", []string{"datafeed.coordination.bucket", strings.Repeat("b", 246)}, `datafeed.coordination.bucket: at most 245 characters (the claims bucket is "<bucket>_claims"), got 246`},
+		{"coordination bucket too long", []string{"datafeed.coordination.bucket", strings.Repeat("b", 246)}, `datafeed.coordination.bucket: at most 245 characters (the claims bucket is "<bucket>-claims"), got 246`},
 		{"coordination disabled ignores the bucket", []string{"datafeed.coordination.enabled", "false", "datafeed.coordination.bucket", "a.b"}, ""},
 		{"coordination ignored by datafeed v1", []string{"datafeed.version", "v1", "datafeed.coordination.bucket", "a.b"}, ""},
 		{"coordination ignored by datahose", []string{"bridge.source", "datahose", "datahose.eventTypes", "[MESSAGESENT]", "datafeed.coordination.bucket", "a b"}, ""},

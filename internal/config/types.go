@@ -81,7 +81,7 @@ type DatafeedConfig struct {
 // key-value buckets. It applies to datafeed v2 only.
 type CoordinationConfig struct {
 	Enabled bool   `koanf:"enabled" default:"true" desc:"datafeed v2: instances with the same bot and datafeed.tag agree through NATS key-value buckets on one feed, instead of each creating its own at start-up or after a 400 (without the buckets' permissions symbridge warns once and decides alone)"`
-	Bucket  string `koanf:"bucket" default:"symbridge_feeds" desc:"NATS key-value bucket of the shared feeds' records; the claims are in a second bucket, this name followed by _claims; letters, digits, _ and -"`
+	Bucket  string `koanf:"bucket" default:"symbridge-feeds" desc:"NATS key-value bucket of the shared feeds' records; the claims are in a second bucket, this name followed by -claims; letters, digits, _ and -"`
 }
 
 // DatahoseConfig is the BDK's datahose block.

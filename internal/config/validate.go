@@ -184,8 +184,8 @@ func keyed(err error, prefix string, names map[string]string) []error {
 }
 
 // ClaimsBucketSuffix names the claims bucket after the records bucket
-// (datafeed.coordination.bucket): "<bucket>_claims".
-const ClaimsBucketSuffix = "_claims"
+// (datafeed.coordination.bucket): "<bucket>-claims".
+const ClaimsBucketSuffix = "-claims"
 
 // maxBucket leaves room for JetStream's "KV_" prefix and [ClaimsBucketSuffix]
 // in a stream name of at most 255 characters.
