@@ -371,6 +371,7 @@ func checkNATS(ctx context.Context, c *checker, cfg *config.Config, opts []nats.
 		c.skip("nats", why)
 		c.skip("jetstream", why)
 		c.skip("stream", why)
+		skipCoordination(c, cfg, why)
 		return
 	}
 	shown := redact.URLList(cfg.NATS.URL)
@@ -383,6 +384,7 @@ func checkNATS(ctx context.Context, c *checker, cfg *config.Config, opts []nats.
 		c.fail("nats", detail, natsFix(err))
 		c.skip("jetstream", "not checked: no NATS connection")
 		c.skip("stream", "not checked: no NATS connection")
+		skipCoordination(c, cfg, "not checked: no NATS connection")
 		return
 	}
 	defer nc.Close()
@@ -392,6 +394,7 @@ func checkNATS(ctx context.Context, c *checker, cfg *config.Config, opts []nats.
 	if err != nil {
 		c.fail("jetstream", err.Error(), "")
 		c.skip("stream", "not checked: JetStream unusable")
+		skipCoordination(c, cfg, "not checked: JetStream unusable")
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, natsLimit)
@@ -404,6 +407,7 @@ func checkNATS(ctx context.Context, c *checker, cfg *config.Config, opts []nats.
 		}
 		c.fail("jetstream", err.Error(), fix)
 		c.skip("stream", "not checked: JetStream unusable")
+		skipCoordination(c, cfg, "not checked: JetStream unusable")
 		return
 	}
 	l := acct.Limits
@@ -415,9 +419,69 @@ func checkNATS(ctx context.Context, c *checker, cfg *config.Config, opts []nats.
 	r, err := bridge.InspectStream(actx, js, cfg.NATS.Stream.Bridge(), filters)
 	if err != nil {
 		c.fail("stream", err.Error(), "")
+	} else {
+		checkStream(c, r, acct, filters)
+	}
+	checkCoordination(actx, c, cfg, js)
+}
+
+// plural is "bucket a" or "buckets a and b".
+func plural(names []string, one, many string) string {
+	if len(names) == 1 {
+		return one + " " + names[0]
+	}
+	return many + " " + strings.Join(names, " and ")
+}
+
+// skipCoordination reports the coordination check as skipped, for a
+// datafeed v2 configuration (the only one that coordinates).
+func skipCoordination(c *checker, cfg *config.Config, why string) {
+	if cfg.Bridge.Source == "datafeed" && cfg.Datafeed.Version == "v2" {
+		c.skip("coordination", why)
+	}
+}
+
+// checkCoordination reads the feed coordination buckets, as run opens them,
+// without creating them: a WARN when run would have to decide alone.
+func checkCoordination(ctx context.Context, c *checker, cfg *config.Config, js jetstream.JetStream) {
+	if !coordinates(cfg) {
+		skipCoordination(c, cfg, "datafeed.coordination.enabled is false: each instance decides its feed alone")
 		return
 	}
-	checkStream(c, r, acct, filters)
+	records, claims := cfg.Datafeed.Coordination.Bucket, cfg.Datafeed.Coordination.Bucket+config.ClaimsBucketSuffix
+	var kv jetstream.KeyValue
+	var missing []string
+	for _, name := range []string{records, claims} {
+		b, err := js.KeyValue(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrBucketNotFound):
+			missing = append(missing, name)
+		case err != nil:
+			c.warn("coordination", fmt.Sprintf("bucket %s: %v; run would decide the feed alone (instances may each read a copy of every event)", name, err),
+				"grant the permissions in docs/security.md (NATS permissions for feed coordination)")
+			return
+		case name == records:
+			kv = b
+		}
+	}
+	if len(missing) > 0 {
+		c.ok("coordination", fmt.Sprintf("%s missing; run creates %s", plural(missing, "bucket", "buckets"), map[bool]string{true: "it", false: "them"}[len(missing) == 1]))
+		return
+	}
+	key := symphony.FeedKey(cfg.PodURL, cfg.Username, cfg.Datafeed.Tag)
+	var rec symphony.FeedRecord
+	switch e, err := kv.Get(ctx, key); {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		c.ok("coordination", fmt.Sprintf("buckets %s and %s exist; no feed recorded for tag %q yet", records, claims, cfg.Datafeed.Tag))
+	case err != nil:
+		c.warn("coordination", fmt.Sprintf("bucket %s: reading key %s: %v", records, key, err),
+			"grant the permissions in docs/security.md (NATS permissions for feed coordination)")
+	case json.Unmarshal(e.Value(), &rec) != nil:
+		c.warn("coordination", fmt.Sprintf("bucket %s: key %s does not hold a feed record; run replaces it", records, key), "")
+	default:
+		c.ok("coordination", fmt.Sprintf("buckets %s and %s exist; the instances share feed %s (recorded %s)",
+			records, claims, rec.ID, rec.Created.UTC().Format(time.RFC3339)))
+	}
 }
 
 // checkStream judges the stream by the rules run relies on.

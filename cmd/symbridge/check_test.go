@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/symbridge/symbridge/internal/config"
 	"github.com/symbridge/symbridge/internal/natstest"
 	"github.com/symbridge/symbridge/internal/testlog"
 	"github.com/symbridge/symbridge/pkg/symphony"
@@ -178,18 +179,19 @@ func TestCheckPasses(t *testing.T) {
 		path := writeConfig(t, agentURL, srv.URL())
 		before := agentFeedState(agent)
 		res, names := passingCheck(t, path)
-		want := []string{"config", "secret file", "agent", "pod", "key manager", "feed", "nats", "jetstream", "stream"}
+		want := []string{"config", "secret file", "agent", "pod", "key manager", "feed", "nats", "jetstream", "stream", "coordination"}
 		if !slices.Equal(names, want) {
 			t.Errorf("checks %v, want %v", names, want)
 		}
 		for name, re := range map[string]string{
-			"agent":       `reachable; version Agent-`,
-			"pod":         `authenticated as ` + testBot + ` with the RSA key; session of user id \d+`,
-			"feed":        `no feed with tag "symbridge" yet; run creates one`,
-			"nats":        `connected to nats://127\.0\.0\.1:\d+ \(server 2\.\d+`,
-			"jetstream":   `enabled; account limits: storage no account limit \(0 B used\), memory .*, streams .* \(0 used\)`,
-			"stream":      `SYMPHONY does not exist; run creates it with subjects symphony\.>, duplicate window 35m,.*captures ` + regexp.QuoteMeta(eventFilter+", "+deadFilter),
-			"secret file": `bot\.privateKey\.path: .*bot\.pem readable by its owner only \(mode 0600\)`,
+			"agent":        `reachable; version Agent-`,
+			"pod":          `authenticated as ` + testBot + ` with the RSA key; session of user id \d+`,
+			"feed":         `no feed with tag "symbridge" yet; run creates one`,
+			"nats":         `connected to nats://127\.0\.0\.1:\d+ \(server 2\.\d+`,
+			"jetstream":    `enabled; account limits: storage no account limit \(0 B used\), memory .*, streams .* \(0 used\)`,
+			"stream":       `SYMPHONY does not exist; run creates it with subjects symphony\.>, duplicate window 35m,.*captures ` + regexp.QuoteMeta(eventFilter+", "+deadFilter),
+			"coordination": `^buckets symbridge-feeds and symbridge-feeds-claims missing; run creates them$`,
+			"secret file":  `bot\.privateKey\.path: .*bot\.pem readable by its owner only \(mode 0600\)`,
 		} {
 			if d := find(t, res, name).Detail; !regexp.MustCompile(re).MatchString(d) {
 				t.Errorf("%s: %q does not match %s", name, d, re)
@@ -252,6 +254,17 @@ func TestCheckPasses(t *testing.T) {
 			t.Fatal(err)
 		}
 		path := writeConfig(t, agentURL, srv.URL())
+		cfg, err := config.Load(path, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		coord, err := newKVCoordinator(t.Context(), js, kvCoordConfig{Bucket: "symbridge-feeds"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := coord.Record(t.Context(), symphony.FeedKey(cfg.PodURL, cfg.Username, cfg.Datafeed.Tag), symphony.FeedRecord{ID: mine, Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
 		before := agentFeedState(agent)
 		if len(before.ids) != 2 || before.reads != 0 {
 			t.Fatalf("set-up: feeds %v, %d reads", before.ids, before.reads)
@@ -270,6 +283,9 @@ func TestCheckPasses(t *testing.T) {
 		}
 		if s := find(t, res, "stream"); s.Status != statusOK || !strings.Contains(s.Detail, "SYMPHONY exists") {
 			t.Errorf("stream: %+v", s)
+		}
+		if s := find(t, res, "coordination"); s.Status != statusOK || !strings.Contains(s.Detail, "the instances share feed "+mine) {
+			t.Errorf("coordination: %+v; want the recorded feed %s", s, mine)
 		}
 		if after := agentFeedState(agent); !equalFeedState(before, after) {
 			t.Errorf("check changed the Agent's feeds or read one: before %+v, after %+v", before, after)
@@ -627,7 +643,7 @@ func TestCheckCertificate(t *testing.T) {
 		res, names := passingCheck(t, path)
 		// The configuration file holds the certificate's password: a
 		// secret file too.
-		want := []string{"config", "secret file", "secret file", "agent", "session auth", "pod", "key manager", "feed", "nats", "jetstream", "stream"}
+		want := []string{"config", "secret file", "secret file", "agent", "session auth", "pod", "key manager", "feed", "nats", "jetstream", "stream", "coordination"}
 		if !slices.Equal(names, want) {
 			t.Errorf("checks %v, want %v", names, want)
 		}

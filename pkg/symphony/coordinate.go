@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -48,9 +49,13 @@ type FeedRecord struct {
 }
 
 // FeedKey is the coordination key of the datafeed v2 feed of one account:
-// pod, bot username and tag, hashed, because a tag holds up to 100 arbitrary
-// characters and a key-value key does not. It is made of [0-9a-f] only.
+// pod URL (ClientConfig.PodURL; a trailing slash does not count), bot
+// username and tag (an empty tag is [DefaultDatafeedTag]), hashed, because a
+// tag holds up to 100 arbitrary characters and a key-value key does not. It
+// is made of [0-9a-f] only.
 func FeedKey(pod, username, tag string) string {
+	pod = strings.TrimRight(pod, "/")
+	tag = DatafeedOptions{Tag: tag}.tag()
 	h := sha256.New()
 	for _, s := range []string{pod, username, tag} {
 		// Length-prefixed: ("a", "bc") and ("ab", "c") must not meet.

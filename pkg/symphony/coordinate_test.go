@@ -97,8 +97,8 @@ func holdTaggedLists(n int) func(http.Handler) http.Handler {
 
 func TestFeedKey(t *testing.T) {
 	a := symphony.FeedKey("https://acme.symphony.com", "bot", "symbridge")
-	if len(a) != 32 || a != symphony.FeedKey("https://acme.symphony.com", "bot", "symbridge") {
-		t.Fatalf("FeedKey = %q: want 32 stable hex digits", a)
+	if len(a) != 32 || a != symphony.FeedKey("https://acme.symphony.com/", "bot", "") {
+		t.Fatalf("FeedKey = %q: want 32 stable hex digits, the same with a trailing slash and the default tag", a)
 	}
 	for _, other := range [][3]string{
 		{"https://acme.symphony.com", "bot", "symbridgE"},
