@@ -20,10 +20,21 @@
 //
 // where X counts the events Symphony itself dropped with a feed the run
 // expired on purpose (and that were not stored anyway); every other missing
-// event is lost. It exits 1 when L or D is not 0, or when the run could not
-// do what it set out to (too few kills while a batch was in flight, a bridge
-// that exited by itself, corrupted or unexpected messages, a timeout), and 2
-// on bad usage.
+// event is lost. The line before it says how many events the Agent handed
+// out for those emitted, how many feeds were created and which tagged feeds
+// remain.
+//
+// With -instances N (issue 12) N bridges run with the same configuration:
+// their start-ups overlap for certain (the Agent holds their tagged lists
+// until all N wait), the kills take turns, and with several instances the
+// emitter may run past -events by up to half of it when the others have
+// read everything while an action waits for a hand-out. More than one tagged
+// feed at the end fails the run.
+//
+// It exits 1 when L or D is not 0, or when the run could not do what it set
+// out to (too few kills while a batch was in flight, a bridge that exited by
+// itself, corrupted or unexpected messages, a timeout, several feeds left by
+// several instances), and 2 on bad usage.
 package main
 
 import (
