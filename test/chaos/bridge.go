@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 // no in-process state behind: whatever the next process knows, it learns
 // from the Agent and from JetStream. Its output goes to one log file.
 type bridgeProc struct {
+	name                 string // "bridge", or "bridge 2" among several
 	bin, config, logPath string
 
 	mu         sync.Mutex
@@ -46,7 +46,7 @@ func (b *bridgeProc) startLocked() error {
 		select {
 		case <-b.cur.done:
 		default:
-			return errors.New("bridge: already running")
+			return fmt.Errorf("%s: already running", b.name)
 		}
 	}
 	logf, err := os.OpenFile(b.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -54,13 +54,13 @@ func (b *bridgeProc) startLocked() error {
 		return fmt.Errorf("bridge log: %w", err)
 	}
 	b.starts++
-	fmt.Fprintf(logf, "=== chaos: bridge start #%d at %s ===\n", b.starts, time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintf(logf, "=== chaos: %s start #%d at %s ===\n", b.name, b.starts, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(b.bin, "run", "--config", b.config)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = bridgeEnv()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("bridge: start: %w", err)
+		return fmt.Errorf("%s: start: %w", b.name, err)
 	}
 	c := &child{cmd: cmd, done: make(chan struct{}), started: time.Now()}
 	b.cur = c
@@ -152,7 +152,7 @@ func (b *bridgeProc) supervise(ctx context.Context, logf func(string, ...any)) {
 		b.mu.Lock()
 		if c := b.cur; c != nil && isDone(c) && !c.expected {
 			c.expected = true // reported once
-			why := fmt.Sprintf("bridge exited by itself after %s: %v", time.Since(c.started).Round(time.Millisecond), c.err)
+			why := fmt.Sprintf("%s exited by itself after %s: %v", b.name, time.Since(c.started).Round(time.Millisecond), c.err)
 			b.unexpected = append(b.unexpected, why)
 			logf("%s; restarting it", why)
 			if err := b.startLocked(); err != nil {

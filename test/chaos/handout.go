@@ -15,6 +15,7 @@ import (
 // handout is one non-empty batch the Agent answered a datafeed v2 read with.
 type handout struct {
 	feedID, ackID string
+	instance      int // which bridge (index in the fleet) it went to
 	at            time.Time
 }
 
@@ -25,7 +26,12 @@ type handout struct {
 // latency fault, tells exactly which read stalled and how long the bridge
 // waited before giving it up, even with several readers polling at once.
 type handouts struct {
-	ch chan handout // the latest hand-out; older ones are dropped
+	// hosts maps the Agent address each instance dials (the request's
+	// Host) to its index; every other address counts as instance 0. Set
+	// once the listeners exist (setHosts).
+	hosts atomic.Pointer[map[string]int]
+	ch    chan handout   // the latest hand-out; older ones are dropped
+	reads []atomic.Int64 // datafeed v2 reads answered 200 (empty or not), per instance
 
 	stallArmed atomic.Bool
 	stallFor   time.Duration
@@ -38,9 +44,31 @@ type stallResult struct {
 	abandoned bool // the client gave up (its read timeout) before the stall ended
 }
 
-func newHandouts(stall time.Duration) *handouts {
-	return &handouts{ch: make(chan handout, 1), stallFor: stall, stalled: make(chan stallResult, 1)}
+// newHandouts watches n instances.
+func newHandouts(stall time.Duration, n int) *handouts {
+	return &handouts{ch: make(chan handout, 1), reads: make([]atomic.Int64, n),
+		stallFor: stall, stalled: make(chan stallResult, 1)}
 }
+
+// setHosts names the Agent address ("127.0.0.1:port") each instance dials.
+func (h *handouts) setHosts(hosts []string) {
+	m := make(map[string]int, len(hosts))
+	for i, host := range hosts {
+		m[host] = i
+	}
+	h.hosts.Store(&m)
+}
+
+// instance is the index of the instance that sent r.
+func (h *handouts) instance(r *http.Request) int {
+	if m := h.hosts.Load(); m != nil {
+		return (*m)[r.Host]
+	}
+	return 0
+}
+
+// read counts instance i's answered reads.
+func (h *handouts) read(i int) int64 { return h.reads[i].Load() }
 
 // armStall makes the next datafeed read stall.
 func (h *handouts) armStall() { h.stallArmed.Store(true) }
@@ -86,6 +114,10 @@ func (h *handouts) middleware(next http.Handler) http.Handler {
 		}
 		tw := &tailWriter{ResponseWriter: w}
 		next.ServeHTTP(tw, r)
+		inst := h.instance(r)
+		if tw.status == http.StatusOK && w.Header().Get(symphonytest.FaultHeader) == "" {
+			h.reads[inst].Add(1)
+		}
 		if tw.status != http.StatusOK || w.Header().Get(symphonytest.FaultHeader) != "" ||
 			!bytes.HasPrefix(tw.head, []byte(`{"events":[{`)) {
 			return // an error, an injected fault or an empty batch
@@ -94,7 +126,8 @@ func (h *handouts) middleware(next http.Handler) http.Handler {
 		if ack == "" {
 			return
 		}
-		ho := handout{feedID: strings.TrimSuffix(strings.TrimPrefix(p, readPrefix), readSuffix), ackID: ack, at: time.Now()}
+		ho := handout{feedID: strings.TrimSuffix(strings.TrimPrefix(p, readPrefix), readSuffix), ackID: ack,
+			instance: inst, at: time.Now()}
 		for { // keep only the newest
 			select {
 			case h.ch <- ho:

@@ -20,10 +20,21 @@
 //
 // where X counts the events Symphony itself dropped with a feed the run
 // expired on purpose (and that were not stored anyway); every other missing
-// event is lost. It exits 1 when L or D is not 0, or when the run could not
-// do what it set out to (too few kills while a batch was in flight, a bridge
-// that exited by itself, corrupted or unexpected messages, a timeout), and 2
-// on bad usage.
+// event is lost. The line before it says how many events the Agent handed
+// out for those emitted, how many feeds were created and which tagged feeds
+// remain.
+//
+// With -instances N (issue 12) N bridges run with the same configuration:
+// their start-ups overlap for certain (the Agent holds their tagged lists
+// until all N wait), the kills take turns, and with several instances the
+// emitter may run past -events by up to half of it when the others have
+// read everything while an action waits for a hand-out. More than one tagged
+// feed at the end fails the run.
+//
+// It exits 1 when L or D is not 0, or when the run could not do what it set
+// out to (too few kills while a batch was in flight, a bridge that exited by
+// itself, corrupted or unexpected messages, a timeout, several feeds left by
+// several instances), and 2 on bad usage.
 package main
 
 import (
@@ -78,6 +89,8 @@ type options struct {
 	keep       bool
 	bin        string
 	dupWindow  time.Duration // 0: the bridge's default
+	instances  int           // bridge processes sharing the configuration
+	longPoll   time.Duration // the Agent's long poll (0: Symphony's 30 s); no flag
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -100,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (bridge log, config, JetStream store)")
 	fs.StringVar(&o.bin, "bin", "", "use this symbridge binary instead of building ./cmd/symbridge")
 	fs.DurationVar(&o.dupWindow, "duplicate-window", 0, "nats.stream.duplicates for the bridge (0: its default, 35m); a window shorter than the\nvisibility timeout is a negative control: the run must then report duplicates")
+	fs.IntVar(&o.instances, "instances", 1, "symbridge processes with the same configuration (datafeed.tag, NATS) sharing one feed;\nwith more than 1 their start-ups overlap for certain, kills take turns, and more than one tagged feed at the end fails the run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -117,6 +131,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-fault-rate: within [0, 0.5]")
 	case o.progress <= 0:
 		return o, errors.New("-progress: must be positive")
+	case o.instances < 1 || o.instances > 10:
+		return o, errors.New("-instances: within [1, 10]")
 	}
 	if o.kills == 0 {
 		o.kills = max(12, o.events/8000)
@@ -161,11 +177,14 @@ type runner struct {
 	ho    *handouts
 	nats  *natsNode
 	obs   *observer
-	br    *bridgeProc
-	rng   *mrand.Rand // chaos timing; used by the chaos goroutine only
+	br    fleet
+	hold  *symphonytest.ListHold // the start-up barrier (-instances > 1)
+	undo  []func()               // what tearDown undoes, in reverse
+	rng   *mrand.Rand            // chaos timing; used by the chaos goroutine only
 
 	emitMu sync.Mutex   // emission vs deliberate feed expiry
 	done   atomic.Int64 // plan actions completed
+	extra  atomic.Int64 // events the emitter may run further ahead (awaitHandout)
 	plan   []action
 	seg    int // events between two actions
 
@@ -231,67 +250,24 @@ func (r *runner) run(ctx context.Context) (int, error) {
 		}
 	}()
 
-	// 1. The binary, built once.
-	bin := r.o.bin
-	if bin == "" {
-		bin = filepath.Join(dir, "symbridge")
-		if err := buildBridge(ctx, bin); err != nil {
-			return 0, err
-		}
-	}
-	keyPath := filepath.Join(dir, "bot.pem")
-	key, err := writeKey(keyPath)
+	agentURLs, err := r.setUp(ctx, dir)
+	defer r.tearDown()
 	if err != nil {
 		return 0, err
 	}
-
-	// 2. NATS.
-	r.nats = &natsNode{dir: filepath.Join(dir, "nats"), maxStore: 1<<30 + int64(r.o.events)*4096}
-	if err := r.nats.start(ctx); err != nil {
-		return 0, err
-	}
-	defer r.nats.stop()
-	if r.obs, err = newObserver(r.nats.url(), streamName); err != nil {
-		return 0, err
-	}
-	defer r.obs.close()
-
-	// 3. The Agent.
-	r.agent = symphonytest.New(symphonytest.Config{
-		Username: botUser, PublicKey: &key.PublicKey,
-		VisibilityTimeout: r.o.visibility, FeedIdleTTL: time.Hour, MaxBatch: r.o.maxBatch,
-	})
-	r.ho = newHandouts(r.o.stall)
-	r.agent.Use(r.ho.middleware)
-	r.led = newLedger(r.o.events, 0)
-	r.agent.OnAck(func(_ string, events [][]byte) { r.led.markAcked(events) })
-	background := []symphonytest.FaultKind{symphonytest.FaultServerError, symphonytest.FaultTooManyRequests,
-		symphonytest.FaultReset, symphonytest.FaultTruncated, symphonytest.FaultTruncatedChunked}
-	if err := r.agent.SetFaults(symphonytest.Faults{Rate: r.o.faultRate, Kinds: background, Seed: r.o.seed,
-		RetryAfter: time.Second, Status: 503}); err != nil {
-		return 0, err
-	}
-	agentURL := r.agent.Start()
-	defer r.agent.Close()
-	r.gen = symphonytest.NewGenerator(symphonytest.GeneratorConfig{Seed: r.o.seed,
-		NoIDRate: 0.05, SharedIDRate: 0.05, StdBase64Rate: 0.1, UnknownTypeRate: 0.02})
-
-	// 4. The bridge.
-	cfgPath := filepath.Join(dir, "symbridge.yaml")
-	if err := writeConfig(cfgPath, agentURL, keyPath, r.nats.url(), r.o.dupWindow); err != nil {
-		return 0, err
-	}
-	logPath := filepath.Join(dir, "bridge.log")
-	r.br = &bridgeProc{bin: bin, config: cfgPath, logPath: logPath}
 	r.plan = buildPlan(r.o)
 	r.seg = r.o.events / (len(r.plan) + 1)
 	r.logf("%d events, seed %d, batches of %d, visibility timeout %s, backlog %d, random read faults %.1f%%; plan: %s",
 		r.o.events, r.o.seed, r.o.maxBatch, r.o.visibility, r.o.backlog, 100*r.o.faultRate, describePlan(r.plan))
-	r.logf("agent %s, nats %s, bridge log %s", agentURL, r.nats.url(), logPath)
+	r.logf("agent %s, nats %s, bridge log %s", strings.Join(agentURLs, " "), r.nats.url(), r.br.logs())
+	if r.o.instances > 1 {
+		// Every instance's start-up list is answered before any creates a feed.
+		r.hold = r.agent.HoldLists(r.o.instances)
+		r.logf("%d instances; their tagged start-up lists are held until all %d wait", r.o.instances, r.o.instances)
+	}
 	if err := r.br.start(); err != nil {
 		return 0, err
 	}
-	defer func() { _ = r.br.stop(5 * time.Second) }() // on early returns; the real stop is below
 
 	// 5. The feed and the chaos, side by side.
 	superCtx, superCancel := context.WithCancel(feedCtx)
@@ -318,20 +294,29 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	v := t.verdict()
 	r.logf("read %d messages in %s", n, time.Since(readStart).Round(time.Millisecond))
 
+	share := r.sharing()
 	failures := r.report(v, timedOut, feedErr, readErr)
+	if r.o.instances > 1 && len(share.feeds) > 1 {
+		failures = append(failures, fmt.Sprintf("%d tagged datafeed v2 feeds at the end, want 1 shared by the %d instances: %s",
+			len(share.feeds), r.o.instances, strings.Join(share.feeds, ", ")))
+	}
 	if len(failures) > 0 {
 		keepDir = true
 		for _, f := range failures {
 			r.logf("FAIL: %s", f)
 		}
 		r.outMu.Lock()
-		fmt.Fprintf(r.out, "---- last lines of the bridge log (%s) ----\n%s\n---- end of bridge log ----\n", logPath, tail(logPath, 60))
+		for _, b := range r.br {
+			fmt.Fprintf(r.out, "---- last lines of the %s log (%s) ----\n%s\n---- end of %s log ----\n",
+				b.name, b.logPath, tail(b.logPath, 60), b.name)
+		}
 		r.outMu.Unlock()
 	}
 	if keepDir {
 		r.logf("work directory kept: %s", dir)
 	}
 	r.outMu.Lock()
+	fmt.Fprintln(r.out, share.line())
 	fmt.Fprintln(r.out, v.line())
 	r.outMu.Unlock()
 	if len(failures) > 0 {
@@ -340,12 +325,91 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	return 0, nil
 }
 
+// setUp does steps 1 to 4 of a run in dir: the binary (built once), the
+// bot's key, NATS and the observer, the Agent (one listener per instance,
+// so that a hand-out names its instance) and the bridges' configurations. It
+// starts no bridge. It returns each instance's Agent URL. tearDown undoes
+// what it did, in reverse order, even after an error.
+func (r *runner) setUp(ctx context.Context, dir string) ([]string, error) {
+	bin := r.o.bin
+	if bin == "" {
+		bin = filepath.Join(dir, "symbridge")
+		if err := buildBridge(ctx, bin); err != nil {
+			return nil, err
+		}
+	}
+	keyPath := filepath.Join(dir, "bot.pem")
+	key, err := writeKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+
+	r.nats = &natsNode{dir: filepath.Join(dir, "nats"), maxStore: 1<<30 + int64(r.o.events)*4096}
+	if err := r.nats.start(ctx); err != nil {
+		return nil, err
+	}
+	r.undo = append(r.undo, r.nats.stop)
+	if r.obs, err = newObserver(r.nats.url(), streamName); err != nil {
+		return nil, err
+	}
+	r.undo = append(r.undo, r.obs.close)
+
+	r.agent = symphonytest.New(symphonytest.Config{
+		Username: botUser, PublicKey: &key.PublicKey,
+		VisibilityTimeout: r.o.visibility, FeedIdleTTL: time.Hour, MaxBatch: r.o.maxBatch, LongPoll: r.o.longPoll,
+	})
+	r.led = newLedger(r.o.events+r.slack(), 0)
+	r.agent.OnAck(func(_ string, events [][]byte) { r.led.markAcked(events) })
+	background := []symphonytest.FaultKind{symphonytest.FaultServerError, symphonytest.FaultTooManyRequests,
+		symphonytest.FaultReset, symphonytest.FaultTruncated, symphonytest.FaultTruncatedChunked}
+	if err := r.agent.SetFaults(symphonytest.Faults{Rate: r.o.faultRate, Kinds: background, Seed: r.o.seed,
+		RetryAfter: time.Second, Status: 503}); err != nil {
+		return nil, err
+	}
+	r.ho = newHandouts(r.o.stall, r.o.instances)
+	r.agent.Use(r.ho.middleware)
+	agentURLs, hosts := make([]string, r.o.instances), make([]string, r.o.instances)
+	for i := range agentURLs {
+		agentURLs[i] = r.agent.Start()
+		hosts[i] = strings.TrimPrefix(agentURLs[i], "http://")
+	}
+	r.ho.setHosts(hosts)
+	r.undo = append(r.undo, r.agent.Close)
+	r.gen = symphonytest.NewGenerator(symphonytest.GeneratorConfig{Seed: r.o.seed,
+		NoIDRate: 0.05, SharedIDRate: 0.05, StdBase64Rate: 0.1, UnknownTypeRate: 0.02})
+
+	r.br = newFleet(dir, bin, r.o.instances)
+	r.undo = append(r.undo, func() { _ = r.br.stop(5 * time.Second) }) // a no-op after the real stop
+	for i, b := range r.br {
+		if err := writeConfig(b.config, agentURLs[i], keyPath, r.nats.url(), r.o.dupWindow); err != nil {
+			return nil, err
+		}
+	}
+	return agentURLs, nil
+}
+
+// tearDown undoes setUp.
+func (r *runner) tearDown() {
+	for i := len(r.undo) - 1; i >= 0; i-- {
+		r.undo[i]()
+	}
+	r.undo = nil
+}
+
 // feed runs the emitter and the chaos plan, then waits until every emitted
 // event was acknowledged by the bridge or dropped by Symphony, and until the
 // Agent holds nothing more for the bridge.
 func (r *runner) feed(ctx context.Context) error {
 	if err := r.waitFeed(ctx, time.Minute); err != nil {
 		return fmt.Errorf("the bridge never opened its feed: %w", err)
+	}
+	if r.hold != nil {
+		select {
+		case <-r.hold.Released():
+			r.logf("start-up: %d tagged lists answered together, with %v feeds", len(r.hold.Listed()), r.hold.Listed())
+		default:
+			r.logf("start-up: a feed exists but only %d of %d tagged lists reached the barrier", r.hold.Waiting(), r.o.instances)
+		}
 	}
 	// Either side failing stops the other: the chaos waits for the emitter
 	// and the emitter for the chaos.
@@ -364,7 +428,7 @@ func (r *runner) feed(ctx context.Context) error {
 	if first != nil {
 		return first
 	}
-	r.logf("all %d events emitted and the plan done; waiting for the bridge to catch up", r.o.events)
+	r.logf("all %d events emitted and the plan done; waiting for the bridge to catch up", r.led.counts().emitted)
 	if err := poll(ctx, 100*time.Millisecond, func() bool {
 		c := r.led.counts()
 		return c.resolved >= c.emitted
@@ -398,14 +462,20 @@ func (r *runner) chaosFeeds() []symphonytest.FeedInfo {
 }
 
 // backlog is what the Agent holds for the bridge (queued and in flight), and
-// whether the bridge has a feed at all.
+// whether the bridge has a feed at all. With several feeds (instances that
+// each made their own) it is the least any of them holds: every feed gets a
+// copy of each event, and a feed nobody reads any more (an instance that
+// restarts may pick another instance's feed and leave its own) must not stop
+// the run.
 func (r *runner) backlog() (int, bool) {
 	feeds := r.chaosFeeds()
-	n := 0
+	n := -1
 	for _, f := range feeds {
-		n += f.Queued + f.InFlight
+		if h := f.Queued + f.InFlight; n < 0 || h < n {
+			n = h
+		}
 	}
-	return n, len(feeds) > 0
+	return max(n, 0), len(feeds) > 0
 }
 
 func (r *runner) waitFeed(ctx context.Context, within time.Duration) error {
@@ -421,12 +491,13 @@ func (r *runner) waitFeed(ctx context.Context, within time.Duration) error {
 func (r *runner) emit(ctx context.Context) error {
 	for {
 		c := r.led.counts().emitted
-		if c >= r.o.events {
+		total := r.o.events + int(r.extra.Load())
+		if c >= total && r.done.Load() == int64(len(r.plan)) {
 			return nil
 		}
 		// Up to one segment ahead of the action in progress, so that the
 		// feed never runs dry while an action waits for a hand-out.
-		limit := min(r.o.events, int(r.done.Load()+2)*r.seg+r.o.backlog)
+		limit := min(total, int(r.done.Load()+2)*r.seg+r.o.backlog+int(r.extra.Load()))
 		emitted := false
 		if c < limit {
 			var err error
@@ -436,10 +507,20 @@ func (r *runner) emit(ctx context.Context) error {
 		}
 		if !emitted {
 			if err := sleep(ctx, 5*time.Millisecond); err != nil {
-				return fmt.Errorf("emitting: %d of %d events emitted: %w", c, r.o.events, err)
+				return fmt.Errorf("emitting: %d of %d events emitted: %w", c, total, err)
 			}
 		}
 	}
+}
+
+// slack is how many events beyond -events the emitter may emit: with
+// several instances, awaitHandout lets it run a batch further when the
+// others have read everything while an action waits for a hand-out.
+func (r *runner) slack() int {
+	if r.o.instances == 1 {
+		return 0
+	}
+	return r.o.events / 2
 }
 
 func (r *runner) emitOnce(emitted, limit int) (bool, error) {
@@ -484,6 +565,37 @@ func (r *runner) progressLoop(ctx context.Context) {
 		r.st.mu.Unlock()
 		r.logf("%s", line)
 	}
+}
+
+// sharing is what the instances cost the Agent: how many events it handed
+// out for the events emitted, and which feeds they made.
+type sharing struct {
+	instances          int
+	emitted, delivered int64
+	created            int64
+	feeds              []string // tagged datafeed v2 feeds at the end
+}
+
+func (r *runner) sharing() sharing {
+	st := r.agent.Stats()
+	s := sharing{instances: r.o.instances, emitted: int64(r.led.counts().emitted),
+		delivered: st.EventsDelivered, created: st.FeedsCreated, feeds: []string{}}
+	for _, f := range r.chaosFeeds() {
+		s.feeds = append(s.feeds, f.ID)
+	}
+	return s
+}
+
+// line is printed just before the verdict's line. Several instances sharing
+// one feed read each event about once (redeliveries add a little); with a
+// feed each they read it once per feed.
+func (s sharing) line() string {
+	ratio := 0.0
+	if s.emitted > 0 {
+		ratio = float64(s.delivered) / float64(s.emitted)
+	}
+	return fmt.Sprintf("chaos: instances %d, events read %d for %d emitted (%.2fx, redeliveries included), feeds created %d, tagged feeds at the end %d [%s]",
+		s.instances, s.delivered, s.emitted, ratio, s.created, len(s.feeds), strings.Join(s.feeds, " "))
 }
 
 // report prints the summary and returns the reasons the run fails.

@@ -129,9 +129,17 @@ func (r *runner) act(ctx context.Context, i int, a action) error {
 func (r *runner) killAimed(ctx context.Context, name string) error {
 	for attempt := 1; attempt <= 5; attempt++ {
 		r.ho.drain()
-		ho, ok := r.ho.next(ctx, recoverWithin)
+		ho, ok := r.nextHandout(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		br := r.br[r.br.leastKilled()]
+		if ok {
+			br = r.br[ho.instance]
+		}
+		name := name
+		if len(r.br) > 1 {
+			name += " (" + br.name + ")"
 		}
 		var delay time.Duration
 		if ok {
@@ -140,7 +148,7 @@ func (r *runner) killAimed(ctx context.Context, name string) error {
 				return err
 			}
 		}
-		killed := r.br.kill()
+		killed := br.kill()
 		// A request the bridge sent just before dying may still be served:
 		// give it a moment before asking the Agent.
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
@@ -173,7 +181,7 @@ func (r *runner) killAimed(ctx context.Context, name string) error {
 		if err := sleep(ctx, time.Duration(r.rng.Int64N(int64(300*time.Millisecond)))); err != nil {
 			return err
 		}
-		if err := r.br.restart(); err != nil {
+		if err := br.restart(); err != nil {
 			return err
 		}
 		if inFlight || !ok {
@@ -183,11 +191,46 @@ func (r *runner) killAimed(ctx context.Context, name string) error {
 	return nil
 }
 
+// nextHandout waits for the next hand-out, up to recoverWithin. Among
+// several instances it prefers, for up to a second, one to an instance killed
+// least so far: the kills take turns when they can, and the run never waits
+// for a hand-out to an instance whose feed happens to be empty.
+func (r *runner) nextHandout(ctx context.Context) (handout, bool) {
+	choosy := time.Now().Add(time.Second)
+	for {
+		ho, ok := r.awaitHandout(ctx)
+		if !ok || len(r.br) == 1 || time.Now().After(choosy) || r.br.killedLeast(ho.instance) {
+			return ho, ok
+		}
+	}
+}
+
+// awaitHandout waits for the next hand-out, up to recoverWithin. Among
+// several instances, the others keep reading while an action waits for one
+// of them, and may use up the events the emitter may run ahead: every 200 ms
+// without a hand-out, it lets the emitter run one batch further (even beyond
+// -events, up to the slack).
+func (r *runner) awaitHandout(ctx context.Context) (handout, bool) {
+	if len(r.br) == 1 {
+		return r.ho.next(ctx, recoverWithin)
+	}
+	end := time.Now().Add(recoverWithin)
+	for {
+		ho, ok := r.ho.next(ctx, min(200*time.Millisecond, time.Until(end)))
+		if ok || ctx.Err() != nil || !time.Now().Before(end) {
+			return ho, ok
+		}
+		if r.extra.Load() < int64(r.slack()) {
+			r.extra.Add(int64(r.o.maxBatch))
+		}
+	}
+}
+
 // waitBridgeReads waits until the bridge is handed a batch again, and
 // records a problem when it is not within recoverWithin.
 func (r *runner) waitBridgeReads(ctx context.Context, name string, since time.Time) (time.Duration, error) {
 	r.ho.drain()
-	_, ok := r.ho.next(ctx, recoverWithin)
+	_, ok := r.awaitHandout(ctx)
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}

@@ -167,6 +167,8 @@ type Stats struct {
 	Unauthorized   int64 // agent calls answered 401 (missing/expired token)
 	SessionsIssued int64
 
+	Lists                int64 // GET /agent/v5/datafeeds answered with a list
+	HeldLists            int64 // of which held by HoldLists (counted on arrival)
 	FeedsCreated         int64 // datafeed v2 feeds created
 	DatahoseFeedsCreated int64 // datahose feeds created by a read
 	V1FeedsCreated       int64
@@ -216,6 +218,7 @@ type Agent struct {
 	sessions map[string]*session
 	stats    Stats
 	onAck    func(feedID string, events [][]byte)
+	hold     *ListHold // armed by HoldLists
 
 	fmu    sync.Mutex
 	faults faultState
@@ -325,9 +328,14 @@ func (a *Agent) addServer(srv *httptest.Server) {
 }
 
 // Close releases every held long poll at once (they answer an empty batch)
-// and stops the servers started by Start and StartTLS. It is idempotent.
+// and every list held by [Agent.HoldLists], and stops the servers started by Start and StartTLS. It is idempotent.
 func (a *Agent) Close() {
 	a.once.Do(func() { close(a.done) })
+	a.mu.Lock()
+	if a.hold != nil {
+		a.releaseHoldLocked(a.hold) // held lists are answered, like held long polls
+	}
+	a.mu.Unlock()
 	a.srvMu.Lock()
 	servers := a.servers
 	a.servers, a.closed = nil, true

@@ -17,6 +17,15 @@
 // events. Feeds expire when nobody reads them, sessions expire, feeds are
 // limited, and faults ([Faults]) can be injected at runtime.
 //
+// Controls for tests, beside [Agent.Emit] and [Agent.SetFaults]:
+// [Agent.ExpireFeed] and [Agent.ExpireFeedDropping] (a 400 on the next read,
+// the latter returning the events Symphony drops with the feed),
+// [Agent.ExpireSessions] (401), [Agent.InjectNext], [Agent.BatchAcked],
+// [Agent.OnAck], and [Agent.HoldLists]: a one-shot barrier that holds tagged
+// feed lists until n clients wait, then answers them together, so that
+// instances starting at once all find no feed before any of them creates one.
+// [Agent.Stats] and [Agent.Feeds] show what happened.
+//
 // [Generator] produces realistic events of every type, including the quirks
 // Symphony really exhibits (several events sharing one id, events without
 // id, stream ids in standard base64, unknown types), each carrying a serial

@@ -222,8 +222,23 @@ func (a *Agent) handleList(w http.ResponseWriter, r *http.Request) {
 		a.badRequest(w, "tag: longer than 100 characters")
 		return
 	}
+	out, held, err := a.holdList(r.Context(), account, tag)
+	if err != nil {
+		return // the client went away while its list was held
+	}
 	a.mu.Lock()
-	a.sweepLocked(time.Now())
+	if !held {
+		a.sweepLocked(time.Now())
+		out = a.listLocked(account, tag)
+	}
+	a.stats.Lists++
+	a.mu.Unlock()
+	writeJSON(w, fault, http.StatusOK, out)
+}
+
+// listLocked is what a list of account's feeds answers, filtered by tag
+// unless it is empty.
+func (a *Agent) listLocked(account, tag string) []v5Datafeed {
 	out := []v5Datafeed{}
 	for _, f := range a.sortedFeedsLocked() {
 		if f.account != account || f.kind == KindV1 || (tag != "" && f.tag != tag) {
@@ -231,8 +246,7 @@ func (a *Agent) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v5Datafeed{ID: f.id, Type: listedType(f.kind)})
 	}
-	a.mu.Unlock()
-	writeJSON(w, fault, http.StatusOK, out)
+	return out
 }
 
 func (a *Agent) handleCreate(w http.ResponseWriter, r *http.Request) {
