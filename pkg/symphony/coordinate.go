@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -49,12 +50,17 @@ type FeedRecord struct {
 }
 
 // FeedKey is the coordination key of the datafeed v2 feed of one account:
-// pod URL (ClientConfig.PodURL; a trailing slash does not count), bot
-// username and tag (an empty tag is [DefaultDatafeedTag]), hashed, because a
-// tag holds up to 100 arbitrary characters and a key-value key does not. It
-// is made of [0-9a-f] only.
-func FeedKey(pod, username, tag string) string {
-	pod = strings.TrimRight(pod, "/")
+// the pod's host name (from ClientConfig.PodURL; scheme, port, path and case
+// do not count, so replicas that spell the URL differently still meet), the
+// bot's username and the tag (an empty tag is [DefaultDatafeedTag]), hashed,
+// because a tag holds up to 100 arbitrary characters and a key-value key
+// does not. It is made of [0-9a-f] only.
+func FeedKey(podURL, username, tag string) string {
+	pod := podURL
+	if u, err := url.Parse(podURL); err == nil && u.Hostname() != "" {
+		pod = u.Hostname()
+	}
+	pod = strings.ToLower(pod)
 	tag = DatafeedOptions{Tag: tag}.tag()
 	h := sha256.New()
 	for _, s := range []string{pod, username, tag} {

@@ -97,8 +97,10 @@ func holdTaggedLists(n int) func(http.Handler) http.Handler {
 
 func TestFeedKey(t *testing.T) {
 	a := symphony.FeedKey("https://acme.symphony.com", "bot", "symbridge")
-	if len(a) != 32 || a != symphony.FeedKey("https://acme.symphony.com/", "bot", "") {
-		t.Fatalf("FeedKey = %q: want 32 stable hex digits, the same with a trailing slash and the default tag", a)
+	for _, same := range []string{"https://acme.symphony.com/", "https://ACME.symphony.com:443", "acme.symphony.com"} {
+		if len(a) != 32 || a != symphony.FeedKey(same, "bot", "") {
+			t.Fatalf("FeedKey = %q: want 32 hex digits, the same for the pod URL %q and the default tag", a, same)
+		}
 	}
 	for _, other := range [][3]string{
 		{"https://acme.symphony.com", "bot", "symbridgE"},
