@@ -90,6 +90,7 @@ type options struct {
 	bin        string
 	dupWindow  time.Duration // 0: the bridge's default
 	instances  int           // bridge processes sharing the configuration
+	alone      bool          // datafeed.coordination.enabled: false (the control)
 	longPoll   time.Duration // the Agent's long poll (0: Symphony's 30 s); no flag
 }
 
@@ -113,6 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (bridge log, config, JetStream store)")
 	fs.StringVar(&o.bin, "bin", "", "use this symbridge binary instead of building ./cmd/symbridge")
 	fs.DurationVar(&o.dupWindow, "duplicate-window", 0, "nats.stream.duplicates for the bridge (0: its default, 35m); a window shorter than the\nvisibility timeout is a negative control: the run must then report duplicates")
+	fs.BoolVar(&o.alone, "no-coordination", false, "run the bridges with datafeed.coordination.enabled: false, as symbridge was before issue 12:\nthe control of -instances (expect several feeds, and a failed run)")
 	fs.IntVar(&o.instances, "instances", 1, "symbridge processes with the same configuration (datafeed.tag, NATS) sharing one feed;\nwith more than 1 their start-ups overlap for certain, kills take turns, and more than one tagged feed at the end fails the run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -381,7 +383,7 @@ func (r *runner) setUp(ctx context.Context, dir string) ([]string, error) {
 	r.br = newFleet(dir, bin, r.o.instances)
 	r.undo = append(r.undo, func() { _ = r.br.stop(5 * time.Second) }) // a no-op after the real stop
 	for i, b := range r.br {
-		if err := writeConfig(b.config, agentURLs[i], keyPath, r.nats.url(), r.o.dupWindow); err != nil {
+		if err := writeConfig(b.config, agentURLs[i], keyPath, r.nats.url(), r.o.dupWindow, !r.o.alone); err != nil {
 			return nil, err
 		}
 	}
@@ -692,7 +694,7 @@ func writeKey(path string) (*rsa.PrivateKey, error) {
 // smallest the client accepts (it must exceed the Agent's 30 s long poll), so
 // a stall costs about 33 s; the read retry is capped at 5 s so that one
 // unlucky run of faults cannot push the backoff to the BDK's 5 minutes.
-func writeConfig(path, agentURL, keyPath, natsURL string, dupWindow time.Duration) error {
+func writeConfig(path, agentURL, keyPath, natsURL string, dupWindow time.Duration, coordinate bool) error {
 	u, err := url.Parse(agentURL)
 	if err != nil {
 		return fmt.Errorf("agent URL: %w", err)
@@ -723,6 +725,9 @@ http:
 log:
   level: info
 `, u.Hostname(), u.Port(), botUser, keyPath, feedTag, natsURL, streamName)
+	if !coordinate {
+		cfg = strings.Replace(cfg, "  tag: "+feedTag+"\n", "  tag: "+feedTag+"\n  coordination:\n    enabled: false\n", 1)
+	}
 	if dupWindow > 0 {
 		cfg = strings.Replace(cfg, "    name: "+streamName+"\n", "    name: "+streamName+"\n    duplicates: "+dupWindow.String()+"\n", 1)
 	}
