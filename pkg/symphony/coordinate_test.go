@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -504,5 +505,65 @@ func TestDatahose_InstancesShareOneFeed(t *testing.T) {
 		if len(perInstance[i].missing(want)) == len(want) {
 			t.Errorf("instance %d read nothing: the feed did not spread its events", i)
 		}
+	}
+}
+
+// flaky is a coordinator that fails while fail is set.
+type flaky struct {
+	*symphonytest.Coordinator
+	fail atomic.Bool
+}
+
+var errUnreachable = errors.New("nats: timeout")
+
+func (f *flaky) Claim(ctx context.Context, key string) (func(), error) {
+	if f.fail.Load() {
+		return nil, errUnreachable
+	}
+	return f.Coordinator.Claim(ctx, key)
+}
+
+func (f *flaky) Recorded(ctx context.Context, key string) (symphony.FeedRecord, error) {
+	if f.fail.Load() {
+		return symphony.FeedRecord{}, errUnreachable
+	}
+	return f.Coordinator.Recorded(ctx, key)
+}
+
+// TestCoordinated_RecordsItsFeedOnceCoordinationAnswers: an instance that
+// created its feed alone (the buckets did not answer) records it at its
+// next recheck once they do, so that the others find it.
+func TestCoordinated_RecordsItsFeedOnceCoordinationAnswers(t *testing.T) {
+	s := newSim(t, symphonytest.Config{LongPoll: 50 * time.Millisecond})
+	coord := &flaky{Coordinator: symphonytest.NewCoordinator()}
+	coord.fail.Store(true)
+	df := s.instance(t, symphony.DatafeedOptions{Coordinator: coord, Recheck: 10 * time.Millisecond})
+	res, err := df.Open(t.Context())
+	if err != nil || !res.Created {
+		t.Fatalf("Open = %+v, %v", res, err)
+	}
+	ack := ""
+	for range 3 { // rechecks that fail: nothing recorded
+		b, err := df.Read(t.Context(), ack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack = b.AckID
+	}
+	if recs := coord.Records(); len(recs) != 0 {
+		t.Fatalf("records while the coordinator fails: %v", recs)
+	}
+	coord.fail.Store(false)
+	waitFor(t, "the feed recorded", func() bool {
+		b, err := df.Read(t.Context(), ack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack = b.AckID
+		return coord.Records()[s.key(symphony.DefaultDatafeedTag)].ID == res.FeedID
+	})
+	other, err := s.instance(t, symphony.DatafeedOptions{Coordinator: coord}).Open(t.Context())
+	if err != nil || other.FeedID != res.FeedID || other.Created {
+		t.Errorf("another instance opened %+v, %v; want the recorded %s", other, err, res.FeedID)
 	}
 }
