@@ -425,14 +425,6 @@ func checkNATS(ctx context.Context, c *checker, cfg *config.Config, opts []nats.
 	checkCoordination(actx, c, cfg, js)
 }
 
-// plural is "bucket a" or "buckets a and b".
-func plural(names []string, one, many string) string {
-	if len(names) == 1 {
-		return one + " " + names[0]
-	}
-	return many + " " + strings.Join(names, " and ")
-}
-
 // skipCoordination reports the coordination check as skipped, for a
 // datafeed v2 configuration (the only one that coordinates).
 func skipCoordination(c *checker, cfg *config.Config, why string) {
@@ -465,7 +457,11 @@ func checkCoordination(ctx context.Context, c *checker, cfg *config.Config, js j
 		}
 	}
 	if len(missing) > 0 {
-		c.ok("coordination", fmt.Sprintf("%s missing; run creates %s", plural(missing, "bucket", "buckets"), map[bool]string{true: "it", false: "them"}[len(missing) == 1]))
+		what := "bucket " + missing[0] + " missing; run creates it"
+		if len(missing) == 2 {
+			what = "buckets " + strings.Join(missing, " and ") + " missing; run creates them"
+		}
+		c.ok("coordination", what)
 		return
 	}
 	key := symphony.FeedKey(cfg.PodURL, cfg.Username, cfg.Datafeed.Tag)

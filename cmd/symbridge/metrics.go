@@ -37,13 +37,14 @@ func newMetrics(b *bridge.Bridge, src bridge.Source, nc *nats.Conn, source strin
 	counter("publish_retries_total", "Re-publishes after a transient JetStream failure.", func(s bridge.Stats) int64 { return s.PublishRetries })
 	counter("feed_recreations_total", "Feeds recreated after a 400: Symphony dropped what the old feed held.", func(s bridge.Stats) int64 { return s.FeedRecreations })
 	// Feed coordination (datafeed v2); always exported, 0 for other sources.
+	cs, _ := src.(interface {
+		CoordinationStats() symphony.CoordinationStats
+	})
 	coord := func() symphony.CoordinationStats {
-		if c, ok := src.(interface {
-			CoordinationStats() symphony.CoordinationStats
-		}); ok {
-			return c.CoordinationStats()
+		if cs == nil {
+			return symphony.CoordinationStats{}
 		}
-		return symphony.CoordinationStats{}
+		return cs.CoordinationStats()
 	}
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "symbridge_feed_coordination_alone_total",

@@ -229,8 +229,8 @@ func (f *DatafeedV2) recoverShared(ctx context.Context, id, chain string, readEr
 	if rec.ID != "" && rec.ID != id && listed(mine, rec.ID) {
 		// Another instance replaced the feed already: join it. The
 		// recreation is the other instance's to report.
-		if err := f.delete(ctx, id); err != nil {
-			return Batch{}, true, fmt.Errorf("datafeed v2 %s: %w (%v); deleting it: %w", id, ErrFeedGone, readErr, err)
+		if err := f.deleteLost(ctx, id, readErr); err != nil {
+			return Batch{}, true, err
 		}
 		f.logger().Info("feed lost; joining the feed another instance recorded", "lost", id, "feed", rec.ID)
 		f.setFeed(rec.ID, rec.Created)
@@ -242,8 +242,8 @@ func (f *DatafeedV2) recoverShared(ctx context.Context, id, chain string, readEr
 		if newID, err = f.replace(ctx, id, readErr); err != nil {
 			return Batch{}, true, err
 		}
-	} else if err := f.delete(ctx, id); err != nil {
-		return Batch{}, true, fmt.Errorf("datafeed v2 %s: %w (%v); deleting it: %w", id, ErrFeedGone, readErr, err)
+	} else if err := f.deleteLost(ctx, id, readErr); err != nil {
+		return Batch{}, true, err
 	}
 	now := time.Now()
 	f.record(ctx, key, FeedRecord{ID: newID, Created: now})
@@ -323,18 +323,17 @@ func (f *DatafeedV2) recheckFeed(ctx context.Context, id string) {
 		f.recordMine(ctx, id, rec)
 		return
 	}
-	now := time.Now()
+	d := &drainState{from: id, to: rec.ID, created: rec.Created, past: rec.Created.Add(clockMargin), since: time.Now()}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.id != id {
-		return // another reader moved meanwhile
+	started := f.id == id && (f.drain == nil || f.drain.to != rec.ID) // else another reader moved, or it drains already
+	if started {
+		f.drain = d
 	}
-	if d := f.drain; d != nil && d.to == rec.ID {
-		return
+	f.mu.Unlock()
+	if started {
+		f.logger().Info("another feed is recorded for this tag: draining this one into it, then moving",
+			"feed", id, "recorded", rec.ID, "drain_past", d.past.Format(time.RFC3339Nano))
 	}
-	f.drain = &drainState{from: id, to: rec.ID, created: rec.Created, past: rec.Created.Add(clockMargin), since: now}
-	f.logger().Info("another feed is recorded for this tag: draining this one into it, then moving",
-		"feed", id, "recorded", rec.ID, "drain_past", f.drain.past.Format(time.RFC3339Nano))
 }
 
 // recordMine records feed id, for which no live record exists (seen was the
@@ -372,9 +371,9 @@ func (f *DatafeedV2) stopDrain(id string) {
 // and makes the move once the drain is complete.
 func (f *DatafeedV2) afterRead(b Batch, start time.Time) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	d := f.drain
 	if d == nil || b.FeedID != d.from || f.id != d.from {
+		f.mu.Unlock()
 		return
 	}
 	if !d.reached {
@@ -383,12 +382,15 @@ func (f *DatafeedV2) afterRead(b Batch, start time.Time) {
 			d.reached = d.reached || ev.Timestamp > d.past.UnixMilli()
 		}
 	}
-	if !d.reached || time.Since(d.since) < f.visibility() {
-		return
+	moved := d.reached && time.Since(d.since) >= f.visibility()
+	if moved {
+		f.id, f.created, f.drain = d.to, d.created, nil
+		f.retire = &retireState{feed: d.from, at: time.Now().Add(f.visibility())}
 	}
-	f.id, f.created, f.drain = d.to, d.created, nil
-	f.retire = &retireState{feed: d.from, at: time.Now().Add(f.visibility())}
-	f.moves.Add(1)
-	f.logger().Info("drained this feed past the recorded feed's creation: moved to the recorded feed",
-		"left", d.from, "feed", d.to)
+	f.mu.Unlock()
+	if moved {
+		f.moves.Add(1)
+		f.logger().Info("drained this feed past the recorded feed's creation: moved to the recorded feed",
+			"left", d.from, "feed", d.to)
+	}
 }

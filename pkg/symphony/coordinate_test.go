@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,7 +24,7 @@ type sim struct {
 	pem   []byte
 }
 
-func newSim(t *testing.T, cfg symphonytest.Config, mw ...func(http.Handler) http.Handler) *sim {
+func newSim(t *testing.T, cfg symphonytest.Config) *sim {
 	t.Helper()
 	k, pem, err := symphonytest.BotKey()
 	if err != nil {
@@ -33,9 +32,6 @@ func newSim(t *testing.T, cfg symphonytest.Config, mw ...func(http.Handler) http
 	}
 	cfg.Username, cfg.PublicKey = coordBot, &k.PublicKey
 	a := symphonytest.New(cfg)
-	for _, m := range mw {
-		a.Use(m)
-	}
 	url := a.Start()
 	t.Cleanup(a.Close)
 	return &sim{agent: a, url: url, pem: pem}
@@ -66,36 +62,6 @@ func (s *sim) taggedFeeds(tag string) []string {
 	return ids
 }
 
-// holdTaggedLists holds the answers to the next n tagged list calls until
-// all n have arrived, so that n start-ups surely overlap: each then finds
-// no feed, which without coordination makes each create one.
-func holdTaggedLists(n int) func(http.Handler) http.Handler {
-	var mu sync.Mutex
-	arrived, all := 0, make(chan struct{})
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && r.URL.Path == "/agent/v5/datafeeds" && r.URL.Query().Has("tag") {
-				mu.Lock()
-				held := arrived < n
-				if held {
-					if arrived++; arrived == n {
-						close(all)
-					}
-				}
-				mu.Unlock()
-				if held {
-					select {
-					case <-all:
-					case <-r.Context().Done():
-						return
-					}
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
-
 func TestFeedKey(t *testing.T) {
 	a := symphony.FeedKey("https://acme.symphony.com", "bot", "symbridge")
 	for _, same := range []string{"https://acme.symphony.com/", "https://ACME.symphony.com:443", "acme.symphony.com"} {
@@ -120,7 +86,8 @@ func TestFeedKey(t *testing.T) {
 func TestCoordinated_StartRace(t *testing.T) {
 	for _, coordinated := range []bool{true, false} {
 		t.Run(map[bool]string{true: "coordinated", false: "alone"}[coordinated], func(t *testing.T) {
-			s := newSim(t, symphonytest.Config{}, holdTaggedLists(3))
+			s := newSim(t, symphonytest.Config{})
+			hold := s.agent.HoldLists(3) // each instance learns "no feed" before any creates one
 			coord := symphonytest.NewCoordinator()
 			ids := make([]string, 3)
 			var wg sync.WaitGroup
@@ -145,6 +112,9 @@ func TestCoordinated_StartRace(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+			}
+			if listed := hold.Listed(); !slices.Equal(listed, []int{0, 0, 0}) {
+				t.Fatalf("the held lists were answered with %v feeds, want none: the start-ups did not overlap", listed)
 			}
 			feeds := s.taggedFeeds("race")
 			if !coordinated {
@@ -199,8 +169,8 @@ func TestCoordinated_StaleRecord(t *testing.T) {
 	}
 }
 
-// reader reads df on one ackId chain until ctx ends, sending each batch's
-// events to got; the first error other than ctx's is reported at the end.
+// reader reads a feed on one ackId chain until ctx ends, handing each batch
+// to got; the first error other than ctx's is reported at the end.
 type reader struct {
 	done chan struct{}
 	err  error
@@ -208,13 +178,18 @@ type reader struct {
 	recreated int
 }
 
-func startReader(ctx context.Context, df *symphony.DatafeedV2, got func(symphony.Batch)) *reader {
+// feedSource is what startReader reads: a DatafeedV2 or a Datahose.
+type feedSource interface {
+	Read(ctx context.Context, ackID string) (symphony.Batch, error)
+}
+
+func startReader(ctx context.Context, src feedSource, got func(symphony.Batch)) *reader {
 	r := &reader{done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		ack := ""
 		for ctx.Err() == nil {
-			b, err := df.Read(ctx, ack)
+			b, err := src.Read(ctx, ack)
 			if err != nil {
 				if ctx.Err() == nil && r.err == nil {
 					r.err = err
@@ -458,24 +433,7 @@ func TestDatahose_InstancesShareOneFeed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &reader{done: make(chan struct{})}
-		go func() {
-			defer close(r.done)
-			ack := ""
-			for ctx.Err() == nil {
-				b, err := d.Read(ctx, ack)
-				if err != nil {
-					if ctx.Err() == nil && r.err == nil {
-						r.err = err
-					}
-					continue
-				}
-				got.add(b)
-				perInstance[i].add(b)
-				ack = b.AckID
-			}
-		}()
-		rs = append(rs, r)
+		rs = append(rs, startReader(ctx, d, func(b symphony.Batch) { got.add(b); perInstance[i].add(b) }))
 	}
 	waitFor(t, "three datahose readers", func() bool {
 		fs := s.agent.Feeds()

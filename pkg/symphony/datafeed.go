@@ -454,14 +454,22 @@ func (f *DatafeedV2) reread(ctx context.Context, id string, readErr error) (b Ba
 // replace deletes the lost feed id and creates another; readErr is the 400
 // that condemned it.
 func (f *DatafeedV2) replace(ctx context.Context, id string, readErr error) (string, error) {
-	if err := f.delete(ctx, id); err != nil {
-		return "", fmt.Errorf("datafeed v2 %s: %w (%v); deleting it: %w", id, ErrFeedGone, readErr, err)
+	if err := f.deleteLost(ctx, id, readErr); err != nil {
+		return "", err
 	}
 	newID, err := f.create(ctx)
 	if err != nil {
 		return "", fmt.Errorf("datafeed v2 %s: %w (%v); creating a new one: %w", id, ErrFeedGone, readErr, err)
 	}
 	return newID, nil
+}
+
+// deleteLost deletes feed id, condemned by the 400 readErr.
+func (f *DatafeedV2) deleteLost(ctx context.Context, id string, readErr error) error {
+	if err := f.delete(ctx, id); err != nil {
+		return fmt.Errorf("datafeed v2 %s: %w (%v); deleting it: %w", id, ErrFeedGone, readErr, err)
+	}
+	return nil
 }
 
 // readRecreated reads the feed that replaced a lost one. It reports the

@@ -115,12 +115,12 @@ func (h *handouts) middleware(next http.Handler) http.Handler {
 		tw := &tailWriter{ResponseWriter: w}
 		next.ServeHTTP(tw, r)
 		inst := h.instance(r)
-		if tw.status == http.StatusOK && w.Header().Get(symphonytest.FaultHeader) == "" {
-			h.reads[inst].Add(1)
+		if tw.status != http.StatusOK || w.Header().Get(symphonytest.FaultHeader) != "" {
+			return // an error or an injected fault
 		}
-		if tw.status != http.StatusOK || w.Header().Get(symphonytest.FaultHeader) != "" ||
-			!bytes.HasPrefix(tw.head, []byte(`{"events":[{`)) {
-			return // an error, an injected fault or an empty batch
+		h.reads[inst].Add(1)
+		if !bytes.HasPrefix(tw.head, []byte(`{"events":[{`)) {
+			return // an empty batch
 		}
 		ack := ackIDFromTail(tw.tail)
 		if ack == "" {

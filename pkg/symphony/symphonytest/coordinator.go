@@ -75,16 +75,6 @@ func (c *Coordinator) release(key string, ch chan struct{}) {
 	}
 }
 
-// Lapse ends the claim on key as if its holder had died.
-func (c *Coordinator) Lapse(key string) {
-	c.mu.Lock()
-	ch := c.held[key]
-	c.mu.Unlock()
-	if ch != nil {
-		c.release(key, ch)
-	}
-}
-
 // Recorded implements [symphony.FeedCoordinator].
 func (c *Coordinator) Recorded(_ context.Context, key string) (symphony.FeedRecord, error) {
 	c.mu.Lock()
