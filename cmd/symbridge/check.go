@@ -375,7 +375,7 @@ func checkNATS(ctx context.Context, c *checker, cfg *config.Config, opts []nats.
 		return
 	}
 	shown := redact.URLList(cfg.NATS.URL)
-	nc, err := nats.Connect(cfg.NATS.URL, append([]nats.Option{nats.Name("symbridge check"), nats.Timeout(natsLimit)}, opts...)...)
+	nc, err := dialOnce(cfg.NATS.URL, "symbridge check", opts)
 	if err != nil {
 		detail := fmt.Sprintf("%s: %v", shown, err)
 		if errors.Is(err, nats.ErrNoServers) {

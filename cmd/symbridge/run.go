@@ -166,7 +166,9 @@ func runBridge(ctx context.Context, cfg *config.Config, logger *slog.Logger, hoo
 	life.running(b, promhttp.HandlerFor(newMetrics(b, src, nc, cfg.Bridge.Source, lat), promhttp.HandlerOpts{}))
 	// The progress reporter lives as long as Run: stopped once Run has
 	// returned, it logs its last line with the final counts.
-	progressCtx, stopProgress := context.WithCancel(ctx)
+	// WithoutCancel: a SIGTERM ends ctx before Run has stored its last
+	// batch; the last line waits for stopProgress below.
+	progressCtx, stopProgress := context.WithCancel(context.WithoutCancel(ctx))
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)

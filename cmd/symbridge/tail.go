@@ -84,9 +84,7 @@ func cmdTail(ctx context.Context, args []string, environ []string, stdout, stder
 	if err != nil {
 		return usageError{err}
 	}
-	// A plain connection, not bridge.Connect: a server that is down is an
-	// error at once (exit 1), not something to wait for.
-	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("symbridge-tail"), nats.Timeout(bridge.DefaultConnectTimeout)}, opts...)...)
+	nc, err := dialOnce(url, "symbridge-tail", opts)
 	if err != nil {
 		return fmt.Errorf("connect to NATS %s: %w", redact.URLList(url), err)
 	}
@@ -104,4 +102,11 @@ func cmdTail(ctx context.Context, args []string, environ []string, stdout, stder
 		}
 		return err
 	})
+}
+
+// dialOnce connects to NATS once, within run's limit for one attempt. Not
+// bridge.Connect: for tail and check a server that is down is an answer at
+// once, not something to wait for.
+func dialOnce(url, name string, opts []nats.Option) (*nats.Conn, error) {
+	return nats.Connect(url, append([]nats.Option{nats.Name(name), nats.Timeout(bridge.DefaultConnectTimeout)}, opts...)...)
 }

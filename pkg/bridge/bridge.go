@@ -172,7 +172,15 @@ func (c *Config) Validate() error {
 	check(c.UnhealthyAfter < 0, "UnhealthyAfter", "must be positive, got %d", c.UnhealthyAfter)
 	check(c.Readers < 0, "Readers", "must be positive, got %d", c.Readers)
 	check(c.FullRead < 0, "FullRead", "must be positive, got %d", c.FullRead)
+	// Each of Retry's problems (joined) gets the prefix, not only the first.
+	var retryErrs []error
 	if err := c.Retry.Validate(); err != nil {
+		retryErrs = []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			retryErrs = j.Unwrap()
+		}
+	}
+	for _, err := range retryErrs {
 		errs = append(errs, fmt.Errorf("bridge: Config.Retry.%w", err))
 	}
 	return errors.Join(errs...)

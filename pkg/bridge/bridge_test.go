@@ -742,6 +742,12 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+	two := base
+	two.Retry.MaxAttempts, two.Retry.Multiplier = -5, 0.5
+	if err := two.Validate(); err == nil || !strings.Contains(err.Error(), "bridge: Config.Retry.MaxAttempts") ||
+		!strings.Contains(err.Error(), "bridge: Config.Retry.Multiplier") {
+		t.Errorf("Validate() with two retry problems = %v, want each named with its prefix", err)
+	}
 	var zero bridge.Config
 	zero.Pod, zero.Source, zero.Subject, zero.DeadLetter = "p", "datahose", base.Subject, base.DeadLetter
 	if err := zero.Validate(); err != nil {

@@ -88,15 +88,18 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream string, r Range,
 		if err != nil {
 			return fmt.Errorf("next message of %s: %w", stream, err)
 		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("metadata: %w", err)
+		}
+		if !r.Follow && md.Sequence.Stream > end {
+			return nil // stored after the replay began (a filter skipped past end)
+		}
 		if err := fn(msg); err != nil {
 			return err
 		}
 		if n++; r.Count > 0 && n >= r.Count {
 			return nil
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("metadata: %w", err)
 		}
 		if !r.Follow && (md.Sequence.Stream >= end || md.NumPending == 0) {
 			return nil

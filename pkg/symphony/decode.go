@@ -163,7 +163,7 @@ func (d *decoder) str() (v []byte, plain, ok bool) {
 		}
 		d.i = i
 		switch c := d.peek(); {
-		case c == '"' && i < len(b):
+		case c == '"':
 			d.i = i + 1
 			return b[start:i], plain, true
 		case c == '\\':

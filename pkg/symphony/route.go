@@ -43,9 +43,12 @@ import (
 // envelope is an event's routing fields as decoded, before conversion.
 type envelope struct {
 	id, typ, msgID []byte // typ nil: no type (absent or null)
-	ts             []byte
-	initiator      []byte
-	payload        payloadSpans
+	// typeName and payloadKey are typ interned and its known payload key
+	// ("" for an unknown type), looked up once, as "type" is decoded.
+	typeName, payloadKey string
+	ts                   []byte
+	initiator            []byte
+	payload              payloadSpans
 	// The known type's payload object, decoded in passing when the type
 	// came first (it does in Symphony's events).
 	direct    fastPayload
@@ -161,6 +164,7 @@ func (d *decoder) envelope(e *envelope) {
 			d.keepText("id", &e.id)
 		case 1:
 			e.typ, _ = d.text("type")
+			e.typeName, e.payloadKey = internType(e.typ)
 		case 2:
 			if v, ok := d.number("timestamp"); ok {
 				e.ts = v
@@ -269,7 +273,7 @@ func (d *decoder) payloadMap(e *envelope) {
 			key = unquote(key) // map keys are taken exactly, but decoded
 		}
 		start := d.i
-		if e.typ != nil && d.peek() == '{' && string(key) == payloadKeys[string(e.typ)] {
+		if e.payloadKey != "" && d.peek() == '{' && string(key) == e.payloadKey {
 			d.directPayload(e)
 		} else {
 			d.skip()
@@ -367,9 +371,9 @@ func (ev *Event) route(e *envelope, b []byte) error {
 	if len(bytes.TrimSpace(e.typ)) == 0 {
 		return errors.New("event has no type")
 	}
-	var key string
+	key := e.payloadKey
 	ev.ID, ev.MessageID = string(e.id), string(e.msgID)
-	ev.Type, key = internType(e.typ)
+	ev.Type = e.typeName
 	if e.ts != nil {
 		ts, err := parseInt(e.ts)
 		if err != nil {
